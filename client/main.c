@@ -1,0 +1,164 @@
+/* seedfl-client: command line; the work is in client.c. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <sodium.h>
+
+#include "client.h"
+#include "err.h"
+#include "log.h"
+#include "util.h"
+
+static const char usage[] =
+    "usage: seedfl-client --server ADDR:PORT --server-key FILE --key FILE\n"
+    "                     --shard I --of N [options]\n"
+    "\n"
+    "Federated-learning client: trains on its own shard of the data and sends\n"
+    "the server only its update, over Noise IK.\n"
+    "\n"
+    "  --server ADDR:PORT   server address\n"
+    "  --server-key FILE    the server's public key (pinned), e.g. server.key.pub\n"
+    "  --key FILE           this client's secret key (from seedfl-keygen; mode 0600)\n"
+    "  --data DIR           data set folder with the train split\n"
+    "                       (default /usr/share/datasets/fashion-mnist)\n"
+    "  --shard I --of N     use shard I (0-based) of an N-way split of the data\n"
+    "  --seed S             partition and batch-order seed (default: the server's)\n"
+    "  --limit N            use only the first N training examples before splitting\n"
+    "  --epochs E           local epochs per round (default: as the server's task says)\n"
+    "  --batch B            minibatch size (default: as the task says)\n"
+    "  --lr LR              learning rate (default: as the task says)\n"
+    "  --momentum M         SGD momentum (default: as the task says)\n"
+    "  --name NAME          a name for the server's logs\n"
+    "  --log-level LEVEL    debug | info | warn | error (default info)\n"
+    "  --help               this text\n";
+
+static int bad(const char *opt, const char *val, const char *what)
+{
+    fprintf(stderr, "seedfl-client: --%s: '%s' is not %s\n", opt, val, what);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"server", required_argument, 0, 0}, {"server-key", required_argument, 0, 0},
+        {"key", required_argument, 0, 0},    {"data", required_argument, 0, 0},
+        {"shard", required_argument, 0, 0},  {"of", required_argument, 0, 0},
+        {"seed", required_argument, 0, 0},   {"limit", required_argument, 0, 0},
+        {"epochs", required_argument, 0, 0}, {"batch", required_argument, 0, 0},
+        {"lr", required_argument, 0, 0},     {"momentum", required_argument, 0, 0},
+        {"name", required_argument, 0, 0},   {"log-level", required_argument, 0, 0},
+        {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
+    sfl_client_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "/usr/share/datasets/fashion-mnist");
+    int have_server = 0, have_shard = 0, have_of = 0;
+    int idx = 0, c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
+        if (c == 'h') {
+            fputs(usage, stdout);
+            return 0;
+        }
+        if (c == '?') {
+            fprintf(stderr, "seedfl-client: option '%s' is not known or lacks its value\n",
+                    argv[optind - 1]);
+            fprintf(stderr, "try 'seedfl-client --help'\n");
+            return 2;
+        }
+        const char *n = opts[idx].name;
+        uint64_t u;
+        double d;
+        if (!strcmp(n, "server")) {
+            if (sfl_parse_hostport(optarg, cfg.host, sizeof cfg.host, &cfg.port) < 0 ||
+                cfg.port == 0)
+                return bad(n, optarg, "ADDR:PORT (port 1-65535)");
+            have_server = 1;
+        } else if (!strcmp(n, "server-key") || !strcmp(n, "key") || !strcmp(n, "data") ||
+                   !strcmp(n, "name")) {
+            char *dst = !strcmp(n, "server-key") ? cfg.server_key_path
+                        : !strcmp(n, "key")      ? cfg.key_path
+                        : !strcmp(n, "data")     ? cfg.data_dir
+                                                 : cfg.name;
+            size_t cap = !strcmp(n, "name") ? sizeof cfg.name : sizeof cfg.key_path;
+            if (!optarg[0] || strlen(optarg) >= cap)
+                return bad(n, optarg, "a usable value (1 to 1023 characters; name at most 64)");
+            memcpy(dst, optarg, strlen(optarg) + 1);
+        } else if (!strcmp(n, "shard")) {
+            if (sfl_parse_u32(optarg, 0, 1000000, &cfg.shard) < 0)
+                return bad(n, optarg, "a whole number");
+            have_shard = 1;
+        } else if (!strcmp(n, "of")) {
+            if (sfl_parse_u32(optarg, 1, 1000000, &cfg.of) < 0)
+                return bad(n, optarg, "a whole number >= 1");
+            have_of = 1;
+        } else if (!strcmp(n, "seed")) {
+            if (sfl_parse_u64(optarg, 0, UINT64_MAX, &cfg.seed) < 0)
+                return bad(n, optarg, "a whole number");
+            cfg.have_seed = 1;
+        } else if (!strcmp(n, "limit")) {
+            if (sfl_parse_u64(optarg, 1, 100000000, &u) < 0)
+                return bad(n, optarg, "a whole number >= 1");
+            cfg.limit = (size_t)u;
+        } else if (!strcmp(n, "epochs")) {
+            if (sfl_parse_u32(optarg, 1, 1000, &cfg.epochs) < 0)
+                return bad(n, optarg, "a whole number from 1 to 1000");
+        } else if (!strcmp(n, "batch")) {
+            if (sfl_parse_u32(optarg, 1, 65536, &cfg.batch) < 0)
+                return bad(n, optarg, "a whole number from 1 to 65536");
+        } else if (!strcmp(n, "lr")) {
+            if (sfl_parse_double(optarg, 1e-12, 100, &d) < 0)
+                return bad(n, optarg, "a learning rate in (0, 100]");
+            cfg.lr = (float)d;
+        } else if (!strcmp(n, "momentum")) {
+            if (sfl_parse_double(optarg, 0, 0.999, &d) < 0)
+                return bad(n, optarg, "a number in [0, 0.999]");
+            cfg.momentum = (float)d;
+            cfg.have_momentum = 1;
+        } else if (!strcmp(n, "log-level")) {
+            static const char *lv[] = {"debug", "info", "warn", "error"};
+            int found = 0;
+            for (int i = 0; i < 4; i++)
+                if (!strcmp(optarg, lv[i])) {
+                    sfl_log_set_level((enum sfl_log_level)i);
+                    found = 1;
+                }
+            if (!found)
+                return bad(n, optarg, "debug|info|warn|error");
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "seedfl-client: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    const char *missing = !have_server           ? "--server ADDR:PORT"
+                          : !cfg.server_key_path[0] ? "--server-key FILE"
+                          : !cfg.key_path[0]      ? "--key FILE"
+                          : !have_shard           ? "--shard I"
+                          : !have_of              ? "--of N"
+                                                  : NULL;
+    if (missing) {
+        fprintf(stderr, "seedfl-client: %s is required (see --help)\n", missing);
+        return 2;
+    }
+    if (cfg.shard >= cfg.of) {
+        fprintf(stderr, "seedfl-client: --shard %u must be below --of %u\n", cfg.shard, cfg.of);
+        return 2;
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, "seedfl-client: libsodium failed to initialise\n");
+        return 1;
+    }
+    /* one BLAS thread per client process: clients share the machine */
+    openblas_set_num_threads(1);
+    char err[512];
+    int rc = sfl_client_run(&cfg, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "seedfl-client: %s\n", err[0] ? err : sfl_strerror(rc));
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,34 @@
+/* A blocking client connection over the secure channel: connect, IK
+ * handshake, send and receive envelopes. Used by the client and by tools. */
+#ifndef SFL_CONN_H
+#define SFL_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chan.h"
+
+typedef struct {
+    int fd;
+    sfl_chan chan;
+    uint8_t *in;          /* received bytes not yet framed */
+    size_t in_off, in_len;
+    char err[256];        /* why the last call failed */
+} sfl_conn;
+
+int sfl_conn_init(sfl_conn *c);
+void sfl_conn_close(sfl_conn *c);
+/* Connect to host:port (name or address). */
+int sfl_conn_connect(sfl_conn *c, const char *host, int port);
+/* Run the IK handshake pinning server_pub. SFL_EREFUSED when the server
+ * closes during it: under IK a wrong pinned key and a refused client key
+ * look alike to the client. */
+int sfl_conn_handshake(sfl_conn *c, const uint8_t s_priv[32], const uint8_t server_pub[32]);
+int sfl_conn_send_raw(sfl_conn *c, const uint8_t *p, size_t n);
+int sfl_conn_send(sfl_conn *c, const Seedfl__Envelope *env);
+/* Block until a whole frame arrived; valid until the next call. */
+int sfl_conn_recv_frame(sfl_conn *c, uint8_t **frame, size_t *len);
+/* Receive and decrypt one envelope (free with seedfl__envelope__free_unpacked). */
+int sfl_conn_recv(sfl_conn *c, Seedfl__Envelope **env);
+
+#endif

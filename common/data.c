@@ -1,0 +1,184 @@
+#include "data.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "idx.h"
+#include "rng.h"
+
+#define DATA_CLASSES 10
+#define DATA_MAX_BYTES ((size_t)1 << 28)   /* per file; floats take 4x this */
+#define DATA_SPLIT_MAX 32
+#define DATA_PATH_MAX 4096
+
+static int data_fail(char *errbuf, size_t errlen, int code, const char *fmt, ...)
+{
+    if (errbuf && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+static int data_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+int sfl_partition_iid(uint64_t seed, size_t n_total, uint32_t shard, uint32_t of,
+                      uint32_t **idx_out, size_t *count_out)
+{
+    *idx_out = NULL;
+    *count_out = 0;
+    if (of == 0 || shard >= of)
+        return SFL_EINVAL;
+    if ((uint64_t)n_total > UINT32_MAX)
+        return SFL_ERANGE;
+
+    uint32_t *perm = malloc(n_total ? n_total * sizeof *perm : 1);
+    if (!perm)
+        return SFL_ENOMEM;
+    for (size_t i = 0; i < n_total; i++)
+        perm[i] = (uint32_t)i;
+    /* n_total and of in the key: another split size gives an unrelated order */
+    sfl_rng r;
+    sfl_rng_init(&r, "partition", seed, (uint64_t)n_total, of);
+    sfl_rng_shuffle_u32(&r, perm, n_total);
+
+    size_t lo = (size_t)((uint64_t)n_total * shard / of);
+    size_t hi = (size_t)((uint64_t)n_total * (shard + 1ull) / of);
+    size_t cnt = hi - lo;
+    memmove(perm, perm + lo, cnt * sizeof *perm);
+    qsort(perm, cnt, sizeof *perm, data_cmp_u32);
+    uint32_t *shrunk = realloc(perm, cnt ? cnt * sizeof *perm : 1);
+    *idx_out = shrunk ? shrunk : perm;
+    *count_out = cnt;
+    return 0;
+}
+
+/* split is used in a file name: letters, digits, '_' and '-' only. */
+static int data_paths(const char *dir, const char *split, char *img, char *lab, char *errbuf,
+                      size_t errlen)
+{
+    size_t len = strlen(split);
+    if (len == 0 || len > DATA_SPLIT_MAX || strspn(split,
+                                                   "abcdefghijklmnopqrstuvwxyz"
+                                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                   "0123456789_-") != len)
+        return data_fail(errbuf, errlen, SFL_EINVAL, "bad split name '%.40s'", split);
+    int a = snprintf(img, DATA_PATH_MAX, "%s/%s-images-idx3-ubyte.gz", dir, split);
+    int b = snprintf(lab, DATA_PATH_MAX, "%s/%s-labels-idx1-ubyte.gz", dir, split);
+    if (a < 0 || b < 0 || a >= DATA_PATH_MAX || b >= DATA_PATH_MAX)
+        return data_fail(errbuf, errlen, SFL_ETOOBIG, "data directory path too long");
+    return 0;
+}
+
+int sfl_data_count(const char *dir, const char *split, size_t *n, char *errbuf, size_t errlen)
+{
+    char img[DATA_PATH_MAX], lab[DATA_PATH_MAX];
+    sfl_idx h;
+    int rc;
+
+    *n = 0;
+    if ((rc = data_paths(dir, split, img, lab, errbuf, errlen)) != 0)
+        return rc;
+    if ((rc = sfl_idx_probe(lab, DATA_MAX_BYTES, &h, errbuf, errlen)) != 0)
+        return rc;
+    if (h.ndims != 1)
+        return data_fail(errbuf, errlen, SFL_EFORMAT, "%s: labels must have 1 dimension, not %d",
+                         lab, h.ndims);
+    *n = h.n;
+    return 0;
+}
+
+int sfl_data_load(const char *dir, const char *split, const uint32_t *idx, size_t count,
+                  sfl_dataset *out, char *errbuf, size_t errlen)
+{
+    char img[DATA_PATH_MAX], lab[DATA_PATH_MAX];
+    sfl_idx hi, hl, xi = { 0 }, yl = { 0 };
+    size_t total;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if ((rc = data_paths(dir, split, img, lab, errbuf, errlen)) != 0)
+        return rc;
+
+    /* headers first: a mismatch is reported before reading 50 MB */
+    if ((rc = sfl_idx_probe(lab, DATA_MAX_BYTES, &hl, errbuf, errlen)) != 0)
+        return rc;
+    if ((rc = sfl_idx_probe(img, DATA_MAX_BYTES, &hi, errbuf, errlen)) != 0)
+        return rc;
+    if (hl.ndims != 1)
+        return data_fail(errbuf, errlen, SFL_EFORMAT, "%s: labels must have 1 dimension, not %d",
+                         lab, hl.ndims);
+    if (hi.ndims < 2)
+        return data_fail(errbuf, errlen, SFL_EFORMAT,
+                         "%s: images must have at least 2 dimensions, not %d", img, hi.ndims);
+    if (hi.n != hl.n)
+        return data_fail(errbuf, errlen, SFL_EFORMAT,
+                         "counts disagree: %s has %u images, %s has %u labels", img,
+                         (unsigned)hi.n, lab, (unsigned)hl.n);
+
+    if (idx)
+        rc = sfl_idx_load_subset(lab, idx, count, DATA_MAX_BYTES, &yl, errbuf, errlen);
+    else
+        rc = sfl_idx_load(lab, DATA_MAX_BYTES, &yl, errbuf, errlen);
+    if (rc)
+        goto out;
+    for (size_t i = 0; i < yl.n; i++) {
+        if (yl.data[i] >= DATA_CLASSES) {
+            rc = data_fail(errbuf, errlen, SFL_EFORMAT, "%s: label %u of item %zu is not < %d",
+                           lab, (unsigned)yl.data[i], idx ? (size_t)idx[i] : i, DATA_CLASSES);
+            goto out;
+        }
+    }
+
+    if (idx)
+        rc = sfl_idx_load_subset(img, idx, count, DATA_MAX_BYTES, &xi, errbuf, errlen);
+    else
+        rc = sfl_idx_load(img, DATA_MAX_BYTES, &xi, errbuf, errlen);
+    if (rc)
+        goto out;
+    /* the files may have changed between probe and load */
+    if (xi.n != yl.n) {
+        rc = data_fail(errbuf, errlen, SFL_EFORMAT,
+                       "counts disagree: %s has %u images, %s has %u labels", img,
+                       (unsigned)xi.n, lab, (unsigned)yl.n);
+        goto out;
+    }
+
+    total = (size_t)xi.n * xi.item_size;
+    out->x = malloc(total ? total * sizeof *out->x : 1);
+    if (!out->x) {
+        rc = data_fail(errbuf, errlen, SFL_ENOMEM, "%s: out of memory for %zu floats", img,
+                       total);
+        goto out;
+    }
+    for (size_t i = 0; i < total; i++)
+        out->x[i] = (float)xi.data[i] / 255.0f;
+    out->y = yl.data;   /* ownership moves to out */
+    yl.data = NULL;
+    out->n = xi.n;
+    out->dim = xi.item_size;
+    out->classes = DATA_CLASSES;
+
+out:
+    sfl_idx_free(&xi);
+    sfl_idx_free(&yl);
+    if (rc)
+        sfl_dataset_free(out);
+    return rc;
+}
+
+void sfl_dataset_free(sfl_dataset *d)
+{
+    free(d->x);
+    free(d->y);
+    memset(d, 0, sizeof *d);
+}

@@ -1,0 +1,37 @@
+/* Data sets and partitions. */
+#ifndef SFL_DATA_H
+#define SFL_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    float *x;           /* n * dim, pixel/255 */
+    uint8_t *y;         /* n labels in [0, classes) */
+    size_t n;
+    size_t dim;
+    int classes;
+} sfl_dataset;
+
+/* The indices of shard `shard` of `of` for an IID split of n_total examples,
+ * deterministic from seed: a seeded permutation (sfl_rng domain "partition")
+ * cut into `of` near-equal contiguous parts (sizes differ by at most 1).
+ * Returns sorted indices (caller frees) and their count. SFL_EINVAL when
+ * of == 0 or shard >= of, SFL_ERANGE when n_total > UINT32_MAX. */
+int sfl_partition_iid(uint64_t seed, size_t n_total, uint32_t shard, uint32_t of,
+                      uint32_t **idx_out, size_t *count_out);
+
+/* Load Fashion-MNIST-style data from dir: split "train" or "t10k"
+ * (files <split>-images-idx3-ubyte.gz and <split>-labels-idx1-ubyte.gz).
+ * When idx is non-NULL only those `count` examples are loaded (strictly
+ * ascending, as sfl_partition_iid returns them; for a fast test pass 0..k-1);
+ * when idx is NULL count is ignored and the whole split is loaded. Labels
+ * must be < 10 and the two files must agree in count. classes is 10. */
+int sfl_data_load(const char *dir, const char *split, const uint32_t *idx, size_t count,
+                  sfl_dataset *out, char *errbuf, size_t errlen);
+/* Number of examples in a split (reads the label file's header only). */
+int sfl_data_count(const char *dir, const char *split, size_t *n, char *errbuf, size_t errlen);
+/* Frees and zeroes d; safe on a zeroed or already freed d. */
+void sfl_dataset_free(sfl_dataset *d);
+
+#endif

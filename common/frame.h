@@ -1,0 +1,36 @@
+/* Framing: each frame is a 4-byte big-endian length followed by that many
+ * bytes (one Noise message, at most SFL_NOISE_MAX). The length is checked
+ * against the reader's current cap before anything is buffered. */
+#ifndef SFL_FRAME_H
+#define SFL_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SFL_FRAME_HDR 4
+
+typedef struct {
+    uint8_t hdr[SFL_FRAME_HDR];
+    size_t hdr_have;
+    uint8_t *body;     /* SFL_NOISE_MAX bytes, owned, allocated on first body */
+    size_t body_len;   /* declared length of the frame being read */
+    size_t body_have;
+    size_t max_len;    /* cap on a frame's length; the caller may lower it (before auth) */
+} sfl_frame_reader;
+
+/* max_len above SFL_NOISE_MAX is clamped to it; nothing is allocated. */
+void sfl_frame_reader_init(sfl_frame_reader *r, size_t max_len);
+void sfl_frame_reader_free(sfl_frame_reader *r);
+/* Consume bytes from data. Returns 1 with *frame and *frame_len set (valid until
+ * the next call; the frame lives in r->body, never in data) when a frame is
+ * complete, 0 when more input is needed, or SFL_ETOOBIG / SFL_EFORMAT (zero
+ * length) on a bad header, checked before anything is buffered; such an
+ * error is sticky (close the peer). SFL_ENOMEM if the body buffer cannot be
+ * allocated. *used says how many bytes of data were consumed; call again
+ * with the rest. */
+int sfl_frame_feed(sfl_frame_reader *r, const uint8_t *data, size_t len, size_t *used,
+                   const uint8_t **frame, size_t *frame_len);
+/* Write the 4-byte header for a body of len bytes. */
+void sfl_frame_put_header(uint8_t hdr[SFL_FRAME_HDR], uint32_t len);
+
+#endif

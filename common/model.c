@@ -1,0 +1,453 @@
+#include "model.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "err.h"
+#include "rng.h"
+
+#define MODEL_SIZE_MAX (1u << 20)
+#define MODEL_PARAMS_MAX ((uint64_t)1 << 28)
+#define MODEL_EVAL_BATCH 1000
+#define MODEL_BATCH_MAX (1 << 16)
+#define MODEL_EPOCHS_MAX 1000   /* the batch stream keys on round*1000+epoch */
+
+struct sfl_workspace {
+    int nlayers;
+    int sizes[SFL_MODEL_MAX_LAYERS + 1];
+    size_t max_batch;
+    float *act[SFL_MODEL_MAX_LAYERS + 1];   /* act[l], l >= 1: outputs of layer l-1 */
+    float *delta[2];                        /* ping-pong d(loss)/d(pre-activation) */
+    float *block;                           /* the one allocation behind all of them */
+};
+
+static int model_fail(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    if (errbuf && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return SFL_EINVAL;
+}
+
+/* "784-256-10": decimal sizes in [1, MODEL_SIZE_MAX] separated by '-'. */
+static int model_parse_sizes(const char *spec, const char *list, int *sizes, int *count,
+                             char *errbuf, size_t errlen)
+{
+    const char *p = list;
+    int k = 0;
+
+    for (;;) {
+        const char *tok = p;
+        uint64_t v = 0;
+        while (*p >= '0' && *p <= '9') {
+            if (v <= MODEL_SIZE_MAX)
+                v = v * 10 + (uint64_t)(*p - '0');
+            p++;
+        }
+        if (p == tok || (*p != '-' && *p != '\0')) {
+            size_t len = strcspn(tok, "-");
+            return model_fail(errbuf, errlen, "model spec '%s': bad number '%.*s'", spec,
+                              (int)(len > 20 ? 20 : len), tok);
+        }
+        if (k == SFL_MODEL_MAX_LAYERS + 1)
+            return model_fail(errbuf, errlen,
+                              "model spec '%s': too many layers (at most %d dense layers)",
+                              spec, SFL_MODEL_MAX_LAYERS);
+        if (v < 1 || v > MODEL_SIZE_MAX)
+            return model_fail(errbuf, errlen, "model spec '%s': size %.*s out of range [1, %u]",
+                              spec, (int)(p - tok > 20 ? 20 : p - tok), tok, MODEL_SIZE_MAX);
+        sizes[k++] = (int)v;
+        if (*p == '\0')
+            break;
+        p++;
+    }
+    *count = k;
+    return 0;
+}
+
+int sfl_model_create(sfl_model *m, const char *spec, char *errbuf, size_t errlen)
+{
+    int sizes[SFL_MODEL_MAX_LAYERS + 1], count = 0, rc;
+
+    memset(m, 0, sizeof *m);
+    if (errbuf && errlen)
+        errbuf[0] = '\0';
+    if (strlen(spec) >= SFL_SPEC_MAX)
+        return model_fail(errbuf, errlen, "model spec too long (max %d characters)",
+                          SFL_SPEC_MAX - 1);
+
+    if (strcmp(spec, "logreg") == 0) {
+        sizes[0] = 784;
+        sizes[1] = 10;
+        count = 2;
+    } else if (strncmp(spec, "logreg:", 7) == 0) {
+        if ((rc = model_parse_sizes(spec, spec + 7, sizes, &count, errbuf, errlen)) != 0)
+            return rc;
+        if (count != 2)
+            return model_fail(errbuf, errlen,
+                              "model spec '%s': logreg takes exactly two sizes (IN-CLASSES)",
+                              spec);
+    } else if (strncmp(spec, "mlp:", 4) == 0) {
+        if ((rc = model_parse_sizes(spec, spec + 4, sizes, &count, errbuf, errlen)) != 0)
+            return rc;
+        if (count < 3)
+            return model_fail(errbuf, errlen,
+                              "model spec '%s': mlp needs IN-HIDDEN...-CLASSES (at least one "
+                              "hidden layer)", spec);
+    } else {
+        return model_fail(errbuf, errlen,
+                          "model spec '%s': unknown kind '%.*s' (want logreg or "
+                          "mlp:IN-HIDDEN...-CLASSES)", spec, (int)strcspn(spec, ":"), spec);
+    }
+
+    /* sizes are <= 2^20, so each product fits comfortably in 64 bits */
+    uint64_t total = 0;
+    for (int l = 0; l + 1 < count; l++) {
+        total += (uint64_t)sizes[l] * (uint64_t)sizes[l + 1] + (uint64_t)sizes[l + 1];
+        if (total > MODEL_PARAMS_MAX)
+            return model_fail(errbuf, errlen,
+                              "model spec '%s': too large (over %llu parameters)", spec,
+                              (unsigned long long)MODEL_PARAMS_MAX);
+    }
+
+    m->nlayers = count - 1;
+    size_t off = 0;
+    for (int l = 0; l < count; l++)
+        m->sizes[l] = sizes[l];
+    for (int l = 0; l < m->nlayers; l++) {
+        m->w_off[l] = off;
+        off += (size_t)sizes[l] * (size_t)sizes[l + 1];
+        m->b_off[l] = off;
+        off += (size_t)sizes[l + 1];
+    }
+    m->nparams = off;
+    m->params = calloc(off, sizeof *m->params);
+    if (!m->params) {
+        memset(m, 0, sizeof *m);
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "model spec '%s': out of memory for %zu parameters", spec,
+                     off);
+        return SFL_ENOMEM;
+    }
+    memcpy(m->spec, spec, strlen(spec) + 1);
+    return 0;
+}
+
+void sfl_model_free(sfl_model *m)
+{
+    free(m->params);
+    memset(m, 0, sizeof *m);
+}
+
+/* Uniform rather than normal draws: the same variances as He-normal and
+ * Glorot-normal, but computed with sqrt alone (correctly rounded everywhere),
+ * so every machine derives bit-identical initial weights from the seed. */
+void sfl_model_init(sfl_model *m, uint64_t seed)
+{
+    sfl_rng r;
+    sfl_rng_init(&r, "init", seed, 0, 0);
+    for (int l = 0; l < m->nlayers; l++) {
+        double in = m->sizes[l], out = m->sizes[l + 1];
+        int output = l == m->nlayers - 1;
+        double limit = output ? sqrt(6.0 / (in + out))   /* Glorot: softmax output */
+                              : sqrt(6.0 / in);          /* He: feeds a ReLU */
+        float *w = m->params + m->w_off[l];
+        size_t nw = (size_t)m->sizes[l] * (size_t)m->sizes[l + 1];
+        for (size_t i = 0; i < nw; i++)
+            w[i] = (float)((2.0 * sfl_rng_uniform_d(&r) - 1.0) * limit);
+        memset(m->params + m->b_off[l], 0, (size_t)m->sizes[l + 1] * sizeof(float));
+    }
+}
+
+/* a * b into *out unless it overflows. */
+static int model_mul(size_t a, size_t b, size_t *out)
+{
+    if (a && b > SIZE_MAX / a)
+        return -1;
+    *out = a * b;
+    return 0;
+}
+
+sfl_workspace *sfl_workspace_new(const sfl_model *m, size_t max_batch)
+{
+    if (!m || m->nlayers < 1 || max_batch == 0 || max_batch > INT32_MAX)
+        return NULL;
+    sfl_workspace *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return NULL;
+    ws->nlayers = m->nlayers;
+    memcpy(ws->sizes, m->sizes, sizeof ws->sizes);
+    ws->max_batch = max_batch;
+
+    size_t widest = 0, total = 0, part;
+    for (int l = 1; l <= m->nlayers; l++) {
+        size_t s = (size_t)m->sizes[l];
+        if (s > widest)
+            widest = s;
+        if (model_mul(max_batch, s, &part) || total > SIZE_MAX - part)
+            goto fail;
+        total += part;
+    }
+    if (model_mul(max_batch, widest, &part) || part > (SIZE_MAX - total) / 2 ||
+        model_mul(total + 2 * part, sizeof(float), &total))
+        goto fail;
+    ws->block = malloc(total);
+    if (!ws->block)
+        goto fail;
+
+    float *p = ws->block;
+    for (int l = 1; l <= m->nlayers; l++) {
+        ws->act[l] = p;
+        p += max_batch * (size_t)m->sizes[l];
+    }
+    ws->delta[0] = p;
+    ws->delta[1] = p + part;
+    return ws;
+fail:
+    free(ws);
+    return NULL;
+}
+
+void sfl_workspace_free(sfl_workspace *ws)
+{
+    if (!ws)
+        return;
+    free(ws->block);
+    free(ws);
+}
+
+static int model_ws_fits(const sfl_model *m, const sfl_workspace *ws, size_t n)
+{
+    if (!ws || n == 0 || n > ws->max_batch || ws->nlayers != m->nlayers)
+        return 0;
+    for (int l = 0; l <= m->nlayers; l++)
+        if (ws->sizes[l] != m->sizes[l])
+            return 0;
+    return 1;
+}
+
+/* Softmax cross-entropy on the logits with the log-sum-exp shift; writes
+ * (softmax - onehot) / n into dz when dz != NULL. */
+static double model_softmax_xent(const float *z, const uint8_t *y, size_t n, int classes,
+                                 float *dz, size_t *correct)
+{
+    double loss = 0.0;
+    size_t hits = 0;
+    float inv_n = 1.0f / (float)n;
+
+    for (size_t i = 0; i < n; i++) {
+        const float *row = z + i * (size_t)classes;
+        int best = 0;
+        for (int j = 1; j < classes; j++)
+            if (row[j] > row[best])
+                best = j;
+        float mx = row[best];
+        double sum = 0.0;
+        for (int j = 0; j < classes; j++)
+            sum += exp((double)row[j] - mx);
+        loss += (double)mx + log(sum) - (double)row[y[i]];
+        hits += best == y[i];
+        if (dz) {
+            float *d = dz + i * (size_t)classes;
+            for (int j = 0; j < classes; j++)
+                d[j] = (float)(exp((double)row[j] - mx) / sum) * inv_n;
+            d[y[i]] -= inv_n;
+        }
+    }
+    if (correct)
+        *correct = hits;
+    return loss / (double)n;
+}
+
+double sfl_model_loss(const sfl_model *m, sfl_workspace *ws, const float *params,
+                      const float *x, const uint8_t *y, size_t n, float *grad, size_t *correct)
+{
+    const int nl = m->nlayers;
+    const int classes = m->sizes[nl];
+
+    if (correct)
+        *correct = 0;
+    if (!model_ws_fits(m, ws, n))
+        return NAN;
+    for (size_t i = 0; i < n; i++)
+        if (y[i] >= classes)
+            return NAN;
+
+    const float *a = x;
+    for (int l = 0; l < nl; l++) {
+        const int in = m->sizes[l], out = m->sizes[l + 1];
+        const float *b = params + m->b_off[l];
+        float *z = ws->act[l + 1];
+        for (size_t i = 0; i < n; i++)
+            memcpy(z + i * (size_t)out, b, (size_t)out * sizeof *z);
+        /* z (n x out) += a (n x in) * W^T, W being out x in */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, out, in, 1.0f, a, in,
+                    params + m->w_off[l], in, 1.0f, z, out);
+        if (l < nl - 1) {
+            size_t cnt = n * (size_t)out;
+            for (size_t k = 0; k < cnt; k++)
+                z[k] = z[k] > 0.0f ? z[k] : 0.0f;
+        }
+        a = z;
+    }
+
+    float *delta = grad ? ws->delta[0] : NULL;
+    double loss = model_softmax_xent(ws->act[nl], y, n, classes, delta, correct);
+    if (!grad)
+        return loss;
+
+    for (int l = nl - 1; l >= 0; l--) {
+        const int in = m->sizes[l], out = m->sizes[l + 1];
+        const float *a_in = l == 0 ? x : ws->act[l];
+        float *gw = grad + m->w_off[l], *gb = grad + m->b_off[l];
+
+        /* dW (out x in) = delta^T (out x n) * a_in (n x in) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, (int)n, 1.0f, delta, out,
+                    a_in, in, 0.0f, gw, in);
+        memset(gb, 0, (size_t)out * sizeof *gb);
+        for (size_t i = 0; i < n; i++) {
+            const float *d = delta + i * (size_t)out;
+            for (int j = 0; j < out; j++)
+                gb[j] += d[j];
+        }
+        if (l == 0)
+            break;
+
+        /* d(a_in) (n x in) = delta (n x out) * W (out x in), then the ReLU mask */
+        float *prev = delta == ws->delta[0] ? ws->delta[1] : ws->delta[0];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, in, out, 1.0f, delta, out,
+                    params + m->w_off[l], in, 0.0f, prev, in);
+        size_t cnt = n * (size_t)in;
+        for (size_t k = 0; k < cnt; k++)
+            if (!(a_in[k] > 0.0f))
+                prev[k] = 0.0f;
+        delta = prev;
+    }
+    return loss;
+}
+
+static int model_check_data(const sfl_model *m, const sfl_dataset *d)
+{
+    if (!d || d->n == 0 || d->dim != (size_t)m->sizes[0])
+        return SFL_EINVAL;
+    for (size_t i = 0; i < d->n; i++)
+        if (d->y[i] >= m->sizes[m->nlayers])
+            return SFL_EINVAL;
+    return 0;
+}
+
+int sfl_model_evaluate(const sfl_model *m, const sfl_dataset *d, double *accuracy, double *loss)
+{
+    int rc = model_check_data(m, d);
+    if (rc)
+        return rc;
+    size_t bs = d->n < MODEL_EVAL_BATCH ? d->n : MODEL_EVAL_BATCH;
+    sfl_workspace *ws = sfl_workspace_new(m, bs);
+    if (!ws)
+        return SFL_ENOMEM;
+
+    double sum = 0.0;
+    size_t hits = 0;
+    for (size_t start = 0; start < d->n; start += bs) {
+        size_t nb = d->n - start < bs ? d->n - start : bs, c;
+        sum += sfl_model_loss(m, ws, m->params, d->x + start * d->dim, d->y + start, nb, NULL,
+                              &c) * (double)nb;
+        hits += c;
+    }
+    sfl_workspace_free(ws);
+    if (accuracy)
+        *accuracy = (double)hits / (double)d->n;
+    if (loss)
+        *loss = sum / (double)d->n;
+    return 0;
+}
+
+int sfl_model_train(sfl_model *m, const sfl_dataset *d, const sfl_train_opts *o, double *mean_loss)
+{
+    sfl_workspace *ws = NULL;
+    uint32_t *perm = NULL;
+    float *xb = NULL, *grad = NULL, *vel = NULL;
+    uint8_t *yb = NULL;
+    double epoch_loss = 0.0;
+    int rc;
+
+    if (mean_loss)
+        *mean_loss = NAN;
+    if (o->epochs < 1 || o->epochs > MODEL_EPOCHS_MAX || o->batch < 1 ||
+        o->batch > MODEL_BATCH_MAX || !(o->lr > 0.0f) || !isfinite(o->lr) ||
+        !(o->momentum >= 0.0f && o->momentum < 1.0f))
+        return SFL_EINVAL;
+    if ((rc = model_check_data(m, d)) != 0)
+        return rc;
+
+    const size_t n = d->n, dim = d->dim, np = m->nparams;
+    const size_t bs = (size_t)o->batch < n ? (size_t)o->batch : n;
+    ws = sfl_workspace_new(m, bs);
+    perm = malloc(n * sizeof *perm);
+    xb = malloc(bs * dim * sizeof *xb);
+    yb = malloc(bs);
+    grad = malloc(np * sizeof *grad);
+    if (o->momentum > 0.0f)
+        vel = calloc(np, sizeof *vel);
+    if (!ws || !perm || !xb || !yb || !grad || (o->momentum > 0.0f && !vel)) {
+        rc = SFL_ENOMEM;
+        goto out;
+    }
+
+    const float lr = o->lr, mu = o->momentum;
+    float *p = m->params;
+    for (int e = 0; e < o->epochs; e++) {
+        /* from the identity every epoch: an epoch's order depends on its key alone */
+        for (size_t i = 0; i < n; i++)
+            perm[i] = (uint32_t)i;
+        sfl_rng r;
+        sfl_rng_init(&r, "batch", o->seed, o->shard,
+                     (uint64_t)o->round * MODEL_EPOCHS_MAX + (uint64_t)e);
+        sfl_rng_shuffle_u32(&r, perm, n);
+
+        epoch_loss = 0.0;
+        for (size_t start = 0; start < n; start += bs) {
+            size_t nb = n - start < bs ? n - start : bs;
+            for (size_t i = 0; i < nb; i++) {
+                size_t src = perm[start + i];
+                memcpy(xb + i * dim, d->x + src * dim, dim * sizeof *xb);
+                yb[i] = d->y[src];
+            }
+            double l = sfl_model_loss(m, ws, p, xb, yb, nb, grad, NULL);
+            if (!isfinite(l)) {
+                rc = SFL_ERANGE;
+                goto out;
+            }
+            epoch_loss += l * (double)nb;
+            if (vel) {
+                for (size_t k = 0; k < np; k++) {
+                    vel[k] = mu * vel[k] + grad[k];
+                    p[k] -= lr * vel[k];
+                }
+            } else {
+                for (size_t k = 0; k < np; k++)
+                    p[k] -= lr * grad[k];
+            }
+        }
+    }
+    if (mean_loss)
+        *mean_loss = epoch_loss / (double)n;
+    rc = 0;
+
+out:
+    sfl_workspace_free(ws);
+    free(perm);
+    free(xb);
+    free(yb);
+    free(grad);
+    free(vel);
+    return rc;
+}

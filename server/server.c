@@ -1,0 +1,1054 @@
+#include "server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include "chan.h"
+#include "data.h"
+#include "err.h"
+#include "keys.h"
+#include "log.h"
+#include "model.h"
+#include "util.h"
+
+#define READ_BUF_SIZE (64 * 1024)
+#define REPLAY_MEMORY 8 /* recent frame digests kept to tell a replay from tampering */
+#define CHUNK_FLOATS (SFL_CHUNK_BYTES / 4)
+
+enum sess_state {
+    SESS_HANDSHAKE, /* waiting for Noise message 1 */
+    SESS_HELLO,     /* authenticated, waiting for Hello */
+    SESS_READY,     /* may take part in rounds */
+};
+
+enum sub_state { SUB_NONE, SUB_RECEIVING, SUB_DONE, SUB_INVALID };
+
+enum round_state { ROUND_WAITING, ROUND_OPEN, ROUND_AGGREGATING, ROUND_FINISHED };
+
+struct server;
+
+typedef struct session {
+    uv_tcp_t tcp;
+    struct server *srv;
+    struct session *prev, *next;
+    enum sess_state state;
+    int closing;
+    sfl_chan chan;
+    char addr[64];
+    char id[16];
+    uint64_t model_version; /* version of the model this client holds; UINT64_MAX = none */
+    /* round participation */
+    int in_cohort;
+    enum sub_state sub;
+    float *upd;
+    uint64_t upd_have;
+    uint64_t upd_samples;
+    uint8_t recent[REPLAY_MEMORY][16];
+    unsigned recent_n;
+} session;
+
+typedef struct {
+    uv_write_t req;
+    uint8_t *data;
+    size_t len;
+} write_req;
+
+typedef struct {
+    uv_shutdown_t req;
+    session *s;
+} shutdown_req;
+
+typedef struct server {
+    const sfl_server_config *cfg;
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    uv_timer_t wait_timer, deadline_timer;
+    uv_signal_t sigterm, sigint;
+    uv_work_t work;
+    uint8_t *s_priv; /* sodium_malloc'd */
+    sfl_allowlist allow;
+    sfl_model model;
+    sfl_dataset test;
+    session *sessions;
+    size_t nsessions;
+    uint8_t *readbuf;
+    FILE *metrics;
+
+    enum round_state state;
+    uint32_t round;     /* 1-based round being run */
+    uint32_t attempt;
+    uint64_t version;   /* rounds applied to the model */
+    uint8_t digest[32];
+    uint32_t cohort;    /* members of the current attempt */
+    uint32_t pending;   /* cohort members yet to deliver */
+    uint32_t received;  /* updates received this attempt, valid or not */
+    double round_t0;
+    uint64_t bytes_in, bytes_out;         /* totals */
+    uint64_t bytes_in_mark, bytes_out_mark; /* at the end of the previous round */
+
+    /* aggregation job */
+    sfl_submission *subs;
+    size_t nsubs;
+    double *acc;
+    size_t agg_used;
+    double acc_test, loss_test;
+
+    int stopping;
+    int exit_code;
+    char *err;
+    size_t errlen;
+} server;
+
+static void round_maybe_start(server *srv);
+static void round_check(server *srv);
+static void session_close(session *s, int flush);
+
+/* ---------- failure and shutdown ---------- */
+
+static void close_if_active(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* Stop everything: sessions are flushed and closed, then the loop ends. */
+static void server_stop(server *srv, int code)
+{
+    if (srv->stopping)
+        return;
+    srv->stopping = 1;
+    srv->exit_code = code;
+    uv_timer_stop(&srv->wait_timer);
+    uv_timer_stop(&srv->deadline_timer);
+    close_if_active((uv_handle_t *)&srv->listener);
+    close_if_active((uv_handle_t *)&srv->wait_timer);
+    close_if_active((uv_handle_t *)&srv->deadline_timer);
+    close_if_active((uv_handle_t *)&srv->sigterm);
+    close_if_active((uv_handle_t *)&srv->sigint);
+    for (session *s = srv->sessions, *next; s; s = next) {
+        next = s->next;
+        session_close(s, 1);
+    }
+}
+
+static void server_fail(server *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void server_fail(server *srv, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(srv->err, srv->errlen, fmt, ap);
+    va_end(ap);
+    sfl_error("server_failed", "reason=\"%s\"", srv->err);
+    server_stop(srv, SFL_ETIMEOUT);
+}
+
+/* ---------- writing ---------- */
+
+static void on_write(uv_write_t *req, int status)
+{
+    write_req *w = (write_req *)req;
+    if (status < 0 && status != UV_ECANCELED) {
+        session *s = req->handle->data;
+        sfl_warn("write_failed", "peer=%s error=\"%s\"", s->id[0] ? s->id : s->addr,
+                 uv_strerror(status));
+        session_close(s, 0);
+    }
+    free(w->data);
+    free(w);
+}
+
+/* Queue len bytes of data (taking ownership of the malloc'd buffer). */
+static int session_send_raw(session *s, uint8_t *data, size_t len)
+{
+    if (s->closing) {
+        free(data);
+        return SFL_ECLOSED;
+    }
+    write_req *w = malloc(sizeof *w);
+    if (!w) {
+        free(data);
+        return SFL_ENOMEM;
+    }
+    w->data = data;
+    w->len = len;
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    int rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, on_write);
+    if (rc < 0) {
+        free(data);
+        free(w);
+        return SFL_EIO;
+    }
+    s->srv->bytes_out += len;
+    return 0;
+}
+
+static int session_send(session *s, const Seedfl__Envelope *env)
+{
+    uint8_t *buf;
+    size_t len;
+    int rc = sfl_chan_seal(&s->chan, env, &buf, &len);
+    if (rc < 0)
+        return rc;
+    return session_send_raw(s, buf, len);
+}
+
+static void session_send_error(session *s, Seedfl__Error__Code code, uint32_t round,
+                               const char *msg)
+{
+    Seedfl__Error e = SEEDFL__ERROR__INIT;
+    e.code = code;
+    e.round = round;
+    e.message = (char *)msg;
+    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+    env.msg_case = SEEDFL__ENVELOPE__MSG_ERROR;
+    env.error = &e;
+    session_send(s, &env);
+}
+
+/* ---------- session lifetime ---------- */
+
+static void on_session_closed(uv_handle_t *h)
+{
+    session *s = h->data;
+    server *srv = s->srv;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        srv->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    srv->nsessions--;
+    sfl_chan_free(&s->chan);
+    free(s->upd);
+    free(s);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    shutdown_req *sr = (shutdown_req *)req;
+    uv_close((uv_handle_t *)&sr->s->tcp, on_session_closed);
+    free(sr);
+}
+
+/* Leave the round (if in it) and close; with flush, queued writes go out
+ * first. The session is freed only in its close callback. */
+static void session_close(session *s, int flush)
+{
+    if (s->closing)
+        return;
+    server *srv = s->srv;
+    s->closing = 1;
+    uv_read_stop((uv_stream_t *)&s->tcp);
+    if (s->in_cohort) {
+        s->in_cohort = 0;
+        if (s->sub == SUB_NONE || s->sub == SUB_RECEIVING) {
+            srv->pending--;
+            if (s->sub == SUB_RECEIVING)
+                sfl_warn("upload_lost", "peer=%s round=%u reason=\"connection closed mid-upload\"",
+                         s->id, srv->round);
+        }
+        free(s->upd);
+        s->upd = NULL;
+        s->sub = SUB_NONE;
+        if (srv->state == ROUND_OPEN && !srv->stopping)
+            round_check(srv);
+    }
+    if (flush) {
+        shutdown_req *sr = malloc(sizeof *sr);
+        if (sr) {
+            sr->s = s;
+            if (uv_shutdown(&sr->req, (uv_stream_t *)&s->tcp, on_shutdown) == 0)
+                return;
+            free(sr);
+        }
+    }
+    uv_close((uv_handle_t *)&s->tcp, on_session_closed);
+}
+
+/* ---------- rounds ---------- */
+
+static uint32_t count_ready(server *srv)
+{
+    uint32_t n = 0;
+    for (session *s = srv->sessions; s; s = s->next)
+        if (!s->closing && s->state == SESS_READY)
+            n++;
+    return n;
+}
+
+static uint32_t quorum_needed(const server *srv)
+{
+    double q = srv->cfg->quorum;
+    if (q >= 1)
+        return (uint32_t)q;
+    uint32_t n = (uint32_t)ceil(q * srv->cohort);
+    return n < 1 ? 1 : n;
+}
+
+static void send_model(session *s, server *srv)
+{
+    const size_t n = srv->model.nparams;
+    Seedfl__ModelChunk mc = SEEDFL__MODEL_CHUNK__INIT;
+    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+    env.msg_case = SEEDFL__ENVELOPE__MSG_MODEL_CHUNK;
+    env.model_chunk = &mc;
+    uint8_t *tmp = malloc(SFL_CHUNK_BYTES);
+    if (!tmp) {
+        session_close(s, 0);
+        return;
+    }
+    for (size_t off = 0; off < n; off += CHUNK_FLOATS) {
+        size_t cnt = n - off < CHUNK_FLOATS ? n - off : CHUNK_FLOATS;
+        sfl_floats_to_le(tmp, srv->model.params + off, cnt);
+        mc.version = srv->version;
+        mc.offset = off;
+        mc.total = n;
+        mc.data.data = tmp;
+        mc.data.len = cnt * 4;
+        if (session_send(s, &env) < 0) {
+            free(tmp);
+            session_close(s, 0);
+            return;
+        }
+    }
+    free(tmp);
+    s->model_version = srv->version;
+}
+
+static void send_task(session *s, server *srv)
+{
+    const sfl_server_config *cfg = srv->cfg;
+    Seedfl__Task t = SEEDFL__TASK__INIT;
+    t.round = srv->round;
+    t.attempt = srv->attempt;
+    t.mode = (char *)cfg->mode;
+    t.model_version = srv->version;
+    t.model_digest.data = srv->digest;
+    t.model_digest.len = 32;
+    t.local_epochs = cfg->epochs;
+    t.batch = cfg->batch;
+    t.lr = cfg->lr;
+    t.momentum = cfg->momentum;
+    t.deadline_ms = (uint32_t)(cfg->round_timeout * 1000);
+    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+    env.msg_case = SEEDFL__ENVELOPE__MSG_TASK;
+    env.task = &t;
+    if (session_send(s, &env) < 0)
+        session_close(s, 0);
+}
+
+static void on_wait_timeout(uv_timer_t *t)
+{
+    server *srv = t->data;
+    server_fail(srv, "only %u of the %u clients needed connected within %.0f s", count_ready(srv),
+                srv->cfg->min_clients, srv->cfg->wait_timeout);
+}
+
+static void on_deadline(uv_timer_t *t);
+
+static void round_open(server *srv)
+{
+    srv->state = ROUND_OPEN;
+    srv->cohort = 0;
+    srv->received = 0;
+    uv_timer_stop(&srv->wait_timer);
+    for (session *s = srv->sessions; s; s = s->next) {
+        if (s->closing || s->state != SESS_READY)
+            continue;
+        s->in_cohort = 1;
+        s->sub = SUB_NONE;
+        s->upd_have = 0;
+        srv->cohort++;
+    }
+    srv->pending = srv->cohort;
+    sfl_info("round_open", "round=%u attempt=%u cohort=%u quorum=%u deadline_s=%.1f", srv->round,
+             srv->attempt, srv->cohort, quorum_needed(srv), srv->cfg->round_timeout);
+    for (session *s = srv->sessions, *next; s; s = next) {
+        next = s->next;
+        if (!s->in_cohort)
+            continue;
+        if (s->model_version != srv->version)
+            send_model(s, srv);
+        if (!s->closing)
+            send_task(s, srv);
+    }
+    uv_timer_start(&srv->deadline_timer, on_deadline, (uint64_t)(srv->cfg->round_timeout * 1000), 0);
+    round_check(srv);
+}
+
+static void round_maybe_start(server *srv)
+{
+    if (srv->stopping || srv->state != ROUND_WAITING)
+        return;
+    if (count_ready(srv) >= srv->cfg->min_clients) {
+        if (srv->round_t0 == 0)
+            srv->round_t0 = sfl_now();
+        round_open(srv);
+    } else if (!uv_is_active((uv_handle_t *)&srv->wait_timer)) {
+        uv_timer_start(&srv->wait_timer, on_wait_timeout, (uint64_t)(srv->cfg->wait_timeout * 1000),
+                       0);
+    }
+}
+
+static void agg_work(uv_work_t *req)
+{
+    server *srv = req->data;
+    size_t n = srv->model.nparams;
+    sfl_agg_sort(srv->subs, srv->nsubs);
+    sfl_agg_validate(srv->subs, srv->nsubs, n, srv->cfg->max_samples);
+    srv->agg_used = sfl_agg_apply(srv->cfg->rule, srv->subs, srv->nsubs, srv->model.params, n,
+                                  srv->acc);
+    sfl_params_digest(srv->model.params, n, srv->digest);
+    if (sfl_model_evaluate(&srv->model, &srv->test, &srv->acc_test, &srv->loss_test) < 0) {
+        srv->acc_test = NAN;
+        srv->loss_test = NAN;
+    }
+}
+
+static session *find_session(server *srv, const uint8_t key[32])
+{
+    for (session *s = srv->sessions; s; s = s->next)
+        if (!s->closing && s->state == SESS_READY && memcmp(s->chan.peer, key, 32) == 0)
+            return s;
+    return NULL;
+}
+
+static void agg_done(uv_work_t *req, int status)
+{
+    server *srv = req->data;
+    const sfl_server_config *cfg = srv->cfg;
+    (void)status;
+    for (size_t i = 0; i < srv->nsubs; i++) {
+        sfl_submission *sub = &srv->subs[i];
+        if (!sub->valid) {
+            sfl_warn("update_rejected", "peer=%s round=%u reason=\"%s\"", sub->id, srv->round,
+                     sub->reason);
+            session *s = find_session(srv, sub->key);
+            if (s)
+                session_send_error(s, SEEDFL__ERROR__CODE__INVALID_UPDATE, srv->round,
+                                   sub->reason);
+        }
+        free(sub->delta);
+    }
+    free(srv->subs);
+    srv->subs = NULL;
+    srv->nsubs = 0;
+    if (srv->agg_used == 0)
+        sfl_warn("round_empty", "round=%u reason=\"no valid update arrived; model unchanged\"",
+                 srv->round);
+    srv->version++;
+
+    int finished = srv->round >= cfg->rounds;
+    Seedfl__Result r = SEEDFL__RESULT__INIT;
+    r.round = srv->round;
+    r.model_version = srv->version;
+    r.model_digest.data = srv->digest;
+    r.model_digest.len = 32;
+    r.clients = (uint32_t)srv->agg_used;
+    r.test_accuracy = srv->acc_test;
+    r.test_loss = srv->loss_test;
+    r.finished = finished;
+    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+    env.msg_case = SEEDFL__ENVELOPE__MSG_RESULT;
+    env.result = &r;
+    for (session *s = srv->sessions, *next; s; s = next) {
+        next = s->next;
+        if (!s->closing && s->state == SESS_READY)
+            if (session_send(s, &env) < 0)
+                session_close(s, 0);
+    }
+
+    double secs = sfl_now() - srv->round_t0;
+    uint64_t up = srv->bytes_in - srv->bytes_in_mark;
+    uint64_t down = srv->bytes_out - srv->bytes_out_mark;
+    srv->bytes_in_mark = srv->bytes_in;
+    srv->bytes_out_mark = srv->bytes_out;
+    sfl_info("round_done",
+             "round=%u clients=%zu test_accuracy=%.4f test_loss=%.4f bytes_up=%" PRIu64
+             " bytes_down=%" PRIu64 " seconds=%.2f",
+             srv->round, srv->agg_used, srv->acc_test, srv->loss_test, up, down, secs);
+    printf("round %3u/%u  clients %zu  test accuracy %.4f  test loss %.4f  up %.2f MB  down %.2f "
+           "MB  %.1f s\n",
+           srv->round, cfg->rounds, srv->agg_used, srv->acc_test, srv->loss_test, up / 1e6,
+           down / 1e6, secs);
+    fflush(stdout);
+    if (srv->metrics) {
+        fprintf(srv->metrics, "%u,%s,%zu,%.6f,%.6f,%" PRIu64 ",%" PRIu64 ",%.3f\n", srv->round,
+                cfg->mode, srv->agg_used, srv->acc_test, srv->loss_test, up, down, secs);
+        fflush(srv->metrics);
+    }
+
+    if (finished) {
+        srv->state = ROUND_FINISHED;
+        sfl_info("training_over", "rounds=%u test_accuracy=%.4f", srv->round, srv->acc_test);
+        server_stop(srv, 0);
+        return;
+    }
+    srv->round++;
+    srv->attempt = 0;
+    srv->round_t0 = sfl_now();
+    srv->state = ROUND_WAITING;
+    round_maybe_start(srv);
+}
+
+/* The attempt ends: aggregate what arrived, or retry, or give up. */
+static void round_close(server *srv)
+{
+    uv_timer_stop(&srv->deadline_timer);
+    uint32_t need = quorum_needed(srv);
+    if (srv->received < need) {
+        sfl_warn("quorum_missed", "round=%u attempt=%u received=%u needed=%u cohort=%u",
+                 srv->round, srv->attempt, srv->received, need, srv->cohort);
+        for (session *s = srv->sessions; s; s = s->next) {
+            s->in_cohort = 0;
+            free(s->upd);
+            s->upd = NULL;
+            s->sub = SUB_NONE;
+        }
+        if (srv->attempt >= srv->cfg->retries) {
+            server_fail(srv,
+                        "round %u: quorum not met: %u of %u updates received by the deadline "
+                        "(needed %u) after %u attempts",
+                        srv->round, srv->received, srv->cohort, need, srv->attempt + 1);
+            return;
+        }
+        srv->attempt++;
+        srv->state = ROUND_WAITING;
+        round_maybe_start(srv);
+        return;
+    }
+    /* move the delivered updates out of the sessions: a client that leaves
+     * during aggregation cannot take its buffer with it */
+    srv->subs = calloc(srv->cohort ? srv->cohort : 1, sizeof *srv->subs);
+    if (!srv->subs) {
+        server_fail(srv, "out of memory collecting round %u", srv->round);
+        return;
+    }
+    srv->nsubs = 0;
+    for (session *s = srv->sessions; s; s = s->next) {
+        if (!s->in_cohort)
+            continue;
+        if (s->sub == SUB_DONE && srv->nsubs < srv->cohort) {
+            sfl_submission *sub = &srv->subs[srv->nsubs++];
+            memcpy(sub->key, s->chan.peer, 32);
+            memcpy(sub->id, s->id, sizeof sub->id);
+            sub->num_samples = s->upd_samples;
+            sub->delta = s->upd;
+            s->upd = NULL;
+        } else if (s->sub != SUB_INVALID) {
+            sfl_warn("straggler_dropped", "peer=%s round=%u", s->id, srv->round);
+        }
+        free(s->upd);
+        s->upd = NULL;
+        s->in_cohort = 0;
+        s->sub = SUB_NONE;
+    }
+    srv->state = ROUND_AGGREGATING;
+    srv->work.data = srv;
+    if (uv_queue_work(srv->loop, &srv->work, agg_work, agg_done) < 0)
+        server_fail(srv, "could not queue aggregation");
+}
+
+static void round_check(server *srv)
+{
+    if (srv->state == ROUND_OPEN && srv->pending == 0)
+        round_close(srv);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    server *srv = t->data;
+    if (srv->state == ROUND_OPEN) {
+        sfl_info("round_deadline", "round=%u attempt=%u received=%u cohort=%u", srv->round,
+                 srv->attempt, srv->received, srv->cohort);
+        round_close(srv);
+    }
+}
+
+/* ---------- messages ---------- */
+
+static void sub_reject(session *s, const char *why)
+{
+    server *srv = s->srv;
+    sfl_warn("update_rejected", "peer=%s round=%u reason=\"%s\"", s->id, srv->round, why);
+    free(s->upd);
+    s->upd = NULL;
+    s->sub = SUB_INVALID;
+    srv->received++;
+    srv->pending--;
+    session_send_error(s, SEEDFL__ERROR__CODE__INVALID_UPDATE, srv->round, why);
+    round_check(srv);
+}
+
+static void handle_update(session *s, const Seedfl__Update *u)
+{
+    server *srv = s->srv;
+    const uint64_t n = srv->model.nparams;
+    if (srv->state != ROUND_OPEN || u->round != srv->round || u->attempt != srv->attempt ||
+        !s->in_cohort) {
+        /* one reply per update, not per chunk */
+        if (u->offset == 0) {
+            sfl_info("stale_update", "peer=%s update_round=%u attempt=%u current_round=%u",
+                     s->id, u->round, u->attempt, srv->round);
+            session_send_error(s, SEEDFL__ERROR__CODE__STALE_ROUND, u->round,
+                               "update is not for the open round");
+        }
+        return;
+    }
+    if (s->sub == SUB_DONE || s->sub == SUB_INVALID) {
+        if (u->offset == 0)
+            session_send_error(s, SEEDFL__ERROR__CODE__INVALID_UPDATE, u->round,
+                               "one update per client per round");
+        return;
+    }
+    char why[96];
+    if (u->total != n) {
+        snprintf(why, sizeof why, "update has %" PRIu64 " values, model has %" PRIu64, u->total, n);
+        sub_reject(s, why);
+        return;
+    }
+    if (u->offset != s->upd_have || u->data.len == 0 || u->data.len % 4 != 0 ||
+        u->data.len / 4 > n - u->offset) {
+        snprintf(why, sizeof why, "bad chunk at offset %" PRIu64 " (%zu bytes, expected offset %" PRIu64 ")",
+                 u->offset, u->data.len, s->upd_have);
+        sub_reject(s, why);
+        return;
+    }
+    if (s->sub == SUB_NONE) {
+        s->upd = malloc(n * sizeof(float));
+        if (!s->upd) {
+            sub_reject(s, "server out of memory");
+            return;
+        }
+        s->upd_samples = u->num_samples;
+        s->sub = SUB_RECEIVING;
+    } else if (u->num_samples != s->upd_samples) {
+        sub_reject(s, "sample count changed between chunks");
+        return;
+    }
+    sfl_floats_from_le(s->upd + u->offset, u->data.data, u->data.len / 4);
+    s->upd_have += u->data.len / 4;
+    if (s->upd_have == n) {
+        s->sub = SUB_DONE;
+        srv->received++;
+        srv->pending--;
+        sfl_debug("update_received", "peer=%s round=%u samples=%" PRIu64, s->id, srv->round,
+                  s->upd_samples);
+        round_check(srv);
+    }
+}
+
+static void handle_hello(session *s, const Seedfl__Hello *h)
+{
+    server *srv = s->srv;
+    if (h->protocol_version != SFL_PROTOCOL_VERSION) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "protocol version %u not supported (server speaks %d)",
+                 h->protocol_version, SFL_PROTOCOL_VERSION);
+        sfl_warn("hello_rejected", "peer=%s reason=\"%s\"", s->id, msg);
+        session_send_error(s, SEEDFL__ERROR__CODE__BAD_VERSION, 0, msg);
+        session_close(s, 1);
+        return;
+    }
+    Seedfl__Welcome w = SEEDFL__WELCOME__INIT;
+    w.protocol_version = SFL_PROTOCOL_VERSION;
+    w.model_spec = srv->model.spec;
+    w.total_rounds = srv->cfg->rounds;
+    w.seed = srv->cfg->seed;
+    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+    env.msg_case = SEEDFL__ENVELOPE__MSG_WELCOME;
+    env.welcome = &w;
+    if (session_send(s, &env) < 0) {
+        session_close(s, 0);
+        return;
+    }
+    s->state = SESS_READY;
+    sfl_info("client_ready", "peer=%s addr=%s clients=%u", s->id, s->addr, count_ready(srv));
+    round_maybe_start(srv);
+}
+
+/* An authenticated peer broke the protocol: tell it why, then close. */
+static void session_abort(session *s, Seedfl__Error__Code code, const char *why)
+{
+    sfl_warn("session_closed", "peer=%s reason=\"%s\"", s->id, why);
+    session_send_error(s, code, s->srv->round, why);
+    session_close(s, 1);
+}
+
+static void handle_envelope(session *s, const Seedfl__Envelope *env)
+{
+    if (s->state == SESS_HELLO) {
+        if (env->msg_case != SEEDFL__ENVELOPE__MSG_HELLO) {
+            session_abort(s, SEEDFL__ERROR__CODE__MALFORMED, "expected hello");
+            return;
+        }
+        handle_hello(s, env->hello);
+        return;
+    }
+    switch (env->msg_case) {
+    case SEEDFL__ENVELOPE__MSG_UPDATE:
+        handle_update(s, env->update);
+        break;
+    case SEEDFL__ENVELOPE__MSG_HEARTBEAT:
+        break;
+    case SEEDFL__ENVELOPE__MSG_ERROR:
+        sfl_info("peer_error", "peer=%s message=\"%.80s\"", s->id,
+                 env->error->message ? env->error->message : "");
+        break;
+    default:
+        session_abort(s, SEEDFL__ERROR__CODE__MALFORMED, "unexpected message type");
+        break;
+    }
+}
+
+/* Keep a short digest of recent good frames: a frame that fails
+ * authentication and matches one of them is a replay, not tampering. */
+static int seen_frame(const session *s, const uint8_t h[16])
+{
+    unsigned n = s->recent_n < REPLAY_MEMORY ? s->recent_n : REPLAY_MEMORY;
+    for (unsigned i = 0; i < n; i++)
+        if (sodium_memcmp(h, s->recent[i], 16) == 0)
+            return 1;
+    return 0;
+}
+
+static void handle_handshake(session *s, const uint8_t *frame, size_t len)
+{
+    server *srv = s->srv;
+    int rc = sfl_chan_server_read(&s->chan, srv->s_priv, NULL, frame, len);
+    if (rc < 0) {
+        const char *why = rc == SFL_EFORMAT
+                              ? "handshake message of the wrong size"
+                              : "handshake message 1 did not authenticate (tampered, or the "
+                                "client pinned another server key)";
+        sfl_warn("handshake_failed", "addr=%s reason=\"%s\"", s->addr, why);
+        session_close(s, 0);
+        return;
+    }
+    sfl_key_id(s->chan.peer, s->id);
+    if (!srv->cfg->open_enrolment && !sfl_allowlist_contains(&srv->allow, s->chan.peer)) {
+        sfl_warn("handshake_refused", "addr=%s peer=%s reason=\"client key not on the allow-list\"",
+                 s->addr, s->id);
+        session_close(s, 0);
+        return;
+    }
+    uint8_t out[SFL_FRAME_HDR + SFL_HS2_LEN];
+    size_t n = 0;
+    rc = sfl_chan_server_reply(&s->chan, out, &n);
+    if (rc < 0) {
+        sfl_warn("handshake_failed", "addr=%s reason=\"%s\"", s->addr, sfl_strerror(rc));
+        session_close(s, 0);
+        return;
+    }
+    uint8_t *copy = malloc(n);
+    if (!copy) {
+        session_close(s, 0);
+        return;
+    }
+    memcpy(copy, out, n);
+    session_send_raw(s, copy, n);
+    s->state = SESS_HELLO;
+    sfl_info("handshake_done", "addr=%s peer=%s", s->addr, s->id);
+}
+
+static void handle_frame(session *s, uint8_t *frame, size_t len)
+{
+    if (s->state == SESS_HANDSHAKE) {
+        handle_handshake(s, frame, len);
+        return;
+    }
+    Seedfl__Envelope *env = NULL;
+    /* digest before decryption, which works in place */
+    uint8_t h[16];
+    crypto_generichash(h, sizeof h, frame, len, NULL, 0);
+    int rc = sfl_chan_open(&s->chan, frame, len, &env);
+    if (rc == SFL_ECRYPTO) {
+        session_abort(s, SEEDFL__ERROR__CODE__MALFORMED,
+                      seen_frame(s, h) ? "replayed frame" : "frame failed authentication (tampered)");
+        return;
+    }
+    if (rc < 0) {
+        session_abort(s, SEEDFL__ERROR__CODE__MALFORMED, "malformed message");
+        return;
+    }
+    memcpy(s->recent[s->recent_n % REPLAY_MEMORY], h, 16);
+    s->recent_n++;
+    handle_envelope(s, env);
+    seedfl__envelope__free_unpacked(env, NULL);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    session *s = h->data;
+    (void)suggested;
+    /* one buffer for every connection: a read is consumed before the next */
+    *buf = uv_buf_init((char *)s->srv->readbuf, READ_BUF_SIZE);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    session *s = stream->data;
+    server *srv = s->srv;
+    if (nread < 0) {
+        if (s->state == SESS_HANDSHAKE)
+            sfl_warn("handshake_failed", "addr=%s reason=\"peer closed before the handshake "
+                     "completed\"", s->addr);
+        else
+            sfl_info("client_left", "peer=%s reason=\"%s\"", s->id,
+                     nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
+        session_close(s, 0);
+        return;
+    }
+    srv->bytes_in += (uint64_t)nread;
+    const uint8_t *p = (const uint8_t *)buf->base;
+    size_t left = (size_t)nread;
+    while (left > 0 && !s->closing) {
+        size_t used = 0;
+        const uint8_t *frame;
+        size_t flen;
+        int rc = sfl_frame_feed(&s->chan.rd, p, left, &used, &frame, &flen);
+        p += used;
+        left -= used;
+        if (rc < 0) {
+            if (s->state == SESS_HANDSHAKE) {
+                sfl_warn("handshake_failed", "addr=%s reason=\"%s frame length before "
+                         "authentication\"", s->addr, rc == SFL_ETOOBIG ? "oversize" : rc == SFL_EFORMAT ? "zero" : "unreadable");
+                session_close(s, 0);
+            } else {
+                session_abort(s, SEEDFL__ERROR__CODE__MALFORMED,
+                              rc == SFL_ETOOBIG   ? "oversize frame length"
+                              : rc == SFL_EFORMAT ? "zero frame length"
+                                                  : sfl_strerror(rc));
+            }
+            return;
+        }
+        if (rc == 0)
+            break;
+        handle_frame(s, (uint8_t *)frame, flen);
+    }
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    server *srv = listener->data;
+    if (status < 0) {
+        sfl_warn("accept_failed", "error=\"%s\"", uv_strerror(status));
+        return;
+    }
+    session *s = calloc(1, sizeof *s);
+    if (!s)
+        return;
+    s->srv = srv;
+    s->model_version = UINT64_MAX;
+    sfl_chan_init(&s->chan);
+    uv_tcp_init(srv->loop, &s->tcp);
+    s->tcp.data = s;
+    s->next = srv->sessions;
+    if (srv->sessions)
+        srv->sessions->prev = s;
+    srv->sessions = s;
+    srv->nsessions++;
+    if (uv_accept(listener, (uv_stream_t *)&s->tcp) < 0 || srv->stopping) {
+        s->closing = 1;
+        uv_close((uv_handle_t *)&s->tcp, on_session_closed);
+        return;
+    }
+    uv_tcp_nodelay(&s->tcp, 1);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    snprintf(s->addr, sizeof s->addr, "?");
+    if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        char ip[48] = "?";
+        int port = 0;
+        if (ss.ss_family == AF_INET) {
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+        snprintf(s->addr, sizeof s->addr, "%s:%d", ip, port);
+    }
+    uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    server *srv = h->data;
+    sfl_info("signal", "signal=%d action=stop", signum);
+    snprintf(srv->err, srv->errlen, "stopped by signal %d", signum);
+    server_stop(srv, SFL_ECLOSED);
+}
+
+/* ---------- setup ---------- */
+
+static int write_port_file(const char *path, int port, char *err, size_t errlen)
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        return SFL_EIO;
+    }
+    fprintf(f, "%d\n", port);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return SFL_EIO;
+    }
+    return 0;
+}
+
+static int listen_on(server *srv, char *err, size_t errlen)
+{
+    const sfl_server_config *cfg = srv->cfg;
+    struct sockaddr_storage ss;
+    int rc;
+    if (uv_ip4_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in6 *)&ss) != 0) {
+        snprintf(err, errlen, "--listen: '%s' is not an IPv4 or IPv6 address", cfg->listen_host);
+        return SFL_EINVAL;
+    }
+    if ((rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0)) < 0 ||
+        (rc = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection)) < 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
+                 uv_strerror(rc));
+        return SFL_EIO;
+    }
+    int len = sizeof ss;
+    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
+    int port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                             : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    printf("seedfl-server listening on %s:%d\n", cfg->listen_host, port);
+    fflush(stdout);
+    sfl_info("listening", "addr=%s:%d", cfg->listen_host, port);
+    if (cfg->port_file[0])
+        return write_port_file(cfg->port_file, port, err, errlen);
+    return 0;
+}
+
+static int load_all(server *srv, char *err, size_t errlen)
+{
+    const sfl_server_config *cfg = srv->cfg;
+    int rc;
+    srv->s_priv = sodium_malloc(32);
+    if (!srv->s_priv)
+        return SFL_ENOMEM;
+    if ((rc = sfl_keys_load_secret(cfg->key_path, srv->s_priv, err, errlen)) < 0)
+        return rc;
+    if (!cfg->open_enrolment) {
+        if (!cfg->allow_path[0]) {
+            snprintf(err, errlen, "no --allow list given (use --open-enrolment to admit any key)");
+            return SFL_EINVAL;
+        }
+        if ((rc = sfl_allowlist_load(cfg->allow_path, &srv->allow, err, errlen)) < 0)
+            return rc;
+    }
+    if ((rc = sfl_model_create(&srv->model, cfg->model_spec, err, errlen)) < 0)
+        return rc;
+    sfl_model_init(&srv->model, cfg->seed);
+    sfl_params_digest(srv->model.params, srv->model.nparams, srv->digest);
+    size_t n = 0;
+    if ((rc = sfl_data_count(cfg->data_dir, "t10k", &n, err, errlen)) < 0)
+        return rc;
+    uint32_t *idx = NULL;
+    size_t cnt = n;
+    if (cfg->eval_limit && cfg->eval_limit < n) {
+        cnt = cfg->eval_limit;
+        idx = malloc(cnt * sizeof *idx);
+        if (!idx)
+            return SFL_ENOMEM;
+        for (size_t i = 0; i < cnt; i++)
+            idx[i] = (uint32_t)i;
+    }
+    rc = sfl_data_load(cfg->data_dir, "t10k", idx, idx ? cnt : 0, &srv->test, err, errlen);
+    free(idx);
+    if (rc < 0)
+        return rc;
+    if (srv->test.dim != (size_t)srv->model.sizes[0]) {
+        snprintf(err, errlen, "model %s takes %d inputs but the data has %zu", cfg->model_spec,
+                 srv->model.sizes[0], srv->test.dim);
+        return SFL_EINVAL;
+    }
+    srv->acc = malloc(srv->model.nparams * sizeof *srv->acc);
+    srv->readbuf = malloc(READ_BUF_SIZE);
+    if (!srv->acc || !srv->readbuf)
+        return SFL_ENOMEM;
+    if (cfg->metrics_path[0]) {
+        srv->metrics = fopen(cfg->metrics_path, "w");
+        if (!srv->metrics) {
+            snprintf(err, errlen, "%s: %s", cfg->metrics_path, strerror(errno));
+            return SFL_EIO;
+        }
+        fprintf(srv->metrics, "round,mode,clients,test_accuracy,test_loss,bytes_up,bytes_down,seconds\n");
+        fflush(srv->metrics);
+    }
+    return 0;
+}
+
+int sfl_server_run(const sfl_server_config *cfg, char *err, size_t errlen)
+{
+    server srv_storage;
+    server *srv = &srv_storage;
+    memset(srv, 0, sizeof *srv);
+    srv->cfg = cfg;
+    srv->err = err;
+    srv->errlen = errlen;
+    srv->round = 1;
+    srv->state = ROUND_WAITING;
+    err[0] = 0;
+    uv_loop_t loop;
+    int rc = uv_loop_init(&loop);
+    if (rc < 0) {
+        snprintf(err, errlen, "uv_loop_init: %s", uv_strerror(rc));
+        return SFL_EIO;
+    }
+    srv->loop = &loop;
+    uv_timer_init(&loop, &srv->wait_timer);
+    uv_timer_init(&loop, &srv->deadline_timer);
+    srv->wait_timer.data = srv->deadline_timer.data = srv;
+    uv_signal_init(&loop, &srv->sigterm);
+    uv_signal_init(&loop, &srv->sigint);
+    srv->sigterm.data = srv->sigint.data = srv;
+    uv_tcp_init(&loop, &srv->listener);
+    srv->listener.data = srv;
+    uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&srv->sigint, on_signal, SIGINT);
+
+    rc = load_all(srv, err, errlen);
+    if (rc == 0)
+        rc = listen_on(srv, err, errlen);
+    if (rc < 0) {
+        if (!err[0])
+            snprintf(err, errlen, "%s", sfl_strerror(rc));
+        server_stop(srv, rc);
+    } else {
+        sfl_info("server_started", "model=%s params=%zu rounds=%u min_clients=%u seed=%" PRIu64,
+                 cfg->model_spec, srv->model.nparams, cfg->rounds, cfg->min_clients, cfg->seed);
+        round_maybe_start(srv);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&loop) != 0)
+        sfl_warn("loop_close", "reason=\"handles still open\"");
+
+    if (srv->metrics)
+        fclose(srv->metrics);
+    free(srv->acc);
+    free(srv->readbuf);
+    sfl_dataset_free(&srv->test);
+    sfl_model_free(&srv->model);
+    sfl_allowlist_free(&srv->allow);
+    if (srv->s_priv)
+        sodium_free(srv->s_priv);
+    return srv->exit_code;
+}

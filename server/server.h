@@ -1,0 +1,48 @@
+/* The aggregation server: one libuv loop owns every socket and the round
+ * state machine; aggregation and evaluation run on the libuv work queue. */
+#ifndef SFL_SERVER_H
+#define SFL_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agg.h"
+
+typedef struct {
+    char listen_host[256];
+    int listen_port;              /* 0 = any free port */
+    char port_file[1024];
+    char key_path[1024];          /* server secret key */
+    char allow_path[1024];        /* allow-list; empty with open_enrolment */
+    int open_enrolment;
+    char data_dir[1024];          /* holds the test split for evaluation */
+    char model_spec[128];
+    char metrics_path[1024];
+    char mode[16];                /* "dense" */
+    uint32_t rounds;
+    uint32_t min_clients;
+    double quorum;                /* >= 1: a count; in (0, 1): a fraction of the cohort */
+    uint32_t retries;             /* extra attempts of a round that missed its quorum */
+    double wait_timeout;          /* seconds to wait for min_clients */
+    double round_timeout;         /* seconds from task to deadline */
+    uint64_t seed;
+    uint64_t max_samples;
+    enum sfl_agg_rule rule;
+    /* the training recipe sent with every task */
+    uint32_t epochs, batch;
+    float lr, momentum;
+    size_t eval_limit;            /* 0 = the whole test split */
+} sfl_server_config;
+
+/* Defaults for every option. */
+void sfl_server_config_defaults(sfl_server_config *cfg);
+/* Set one option by its long name (as on the command line or in the
+ * [server] section of the config file). Returns 0, or SFL_EINVAL with a
+ * message in err. */
+int sfl_server_config_set(sfl_server_config *cfg, const char *name, const char *value,
+                          char *err, size_t errlen);
+/* Run until training is over (0) or fails (negative; the reason is logged
+ * and copied into err). */
+int sfl_server_run(const sfl_server_config *cfg, char *err, size_t errlen);
+
+#endif

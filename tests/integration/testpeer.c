@@ -1,0 +1,234 @@
+/* A misbehaving peer for integration tests, built on seedfl's own channel
+ * code: it speaks the real protocol over a real socket, then breaks it in
+ * one chosen way. Exit 0 means the server reacted as expected. */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "conn.h"
+#include "err.h"
+#include "keys.h"
+#include "util.h"
+
+static sfl_conn conn;
+static uint8_t s_priv[32], server_pub[32];
+
+static int die(const char *what)
+{
+    fprintf(stderr, "testpeer: %s: %s\n", what, conn.err);
+    return 1;
+}
+
+static int hello(uint32_t version)
+{
+    Seedfl__Hello h = SEEDFL__HELLO__INIT;
+    h.protocol_version = version;
+    h.client_name = "testpeer";
+    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+    env.msg_case = SEEDFL__ENVELOPE__MSG_HELLO;
+    env.hello = &h;
+    return sfl_conn_send(&conn, &env);
+}
+
+/* Wait up to ms for the server to close the connection (after at most a
+ * few frames, such as an error). Returns 0 when it closed. */
+static int expect_close(int ms, Seedfl__Error__Code *code)
+{
+    for (int frames = 0; frames < 64; frames++) {
+        struct pollfd p = {.fd = conn.fd, .events = POLLIN};
+        if (conn.in_off >= conn.in_len && poll(&p, 1, ms) <= 0) {
+            fprintf(stderr, "testpeer: server kept the connection open\n");
+            return 1;
+        }
+        Seedfl__Envelope *e = NULL;
+        int rc = sfl_conn_recv(&conn, &e);
+        if (rc == SFL_ECLOSED) {
+            printf("testpeer: server closed the connection\n");
+            return 0;
+        }
+        if (rc < 0)
+            return die("receive");
+        if (e->msg_case == SEEDFL__ENVELOPE__MSG_ERROR) {
+            printf("testpeer: server error %d: %s\n", e->error->code, e->error->message);
+            if (code)
+                *code = e->error->code;
+        }
+        seedfl__envelope__free_unpacked(e, NULL);
+    }
+    return 1;
+}
+
+/* Receive until a task arrives and report its round and attempt. */
+static int wait_task(uint32_t *round, uint32_t *attempt, uint64_t *nparams)
+{
+    for (;;) {
+        Seedfl__Envelope *e = NULL;
+        if (sfl_conn_recv(&conn, &e) < 0)
+            return die("waiting for a task");
+        if (e->msg_case == SEEDFL__ENVELOPE__MSG_MODEL_CHUNK)
+            *nparams = e->model_chunk->total;
+        int done = e->msg_case == SEEDFL__ENVELOPE__MSG_TASK;
+        if (done) {
+            *round = e->task->round;
+            *attempt = e->task->attempt;
+        }
+        seedfl__envelope__free_unpacked(e, NULL);
+        if (done)
+            return 0;
+    }
+}
+
+/* Send chunks [0, upto) of an all-zero update for (round, attempt). */
+static int send_zero_update(uint32_t round, uint32_t attempt, uint64_t n, uint64_t upto_floats)
+{
+    static uint8_t zero[SFL_CHUNK_BYTES];
+    const uint64_t per = SFL_CHUNK_BYTES / 4;
+    Seedfl__Update u = SEEDFL__UPDATE__INIT;
+    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+    env.msg_case = SEEDFL__ENVELOPE__MSG_UPDATE;
+    env.update = &u;
+    for (uint64_t off = 0; off < upto_floats; off += per) {
+        uint64_t cnt = n - off < per ? n - off : per;
+        u.round = round;
+        u.attempt = attempt;
+        u.num_samples = 10;
+        u.offset = off;
+        u.total = n;
+        u.data.data = zero;
+        u.data.len = cnt * 4;
+        if (sfl_conn_send(&conn, &env) < 0)
+            return die("send update");
+    }
+    return 0;
+}
+
+static int scenario(const char *name)
+{
+    if (!strcmp(name, "oversize-preauth")) {
+        uint8_t hdr[4];
+        sfl_frame_put_header(hdr, 1u << 20);
+        sfl_conn_send_raw(&conn, hdr, 4);
+        return expect_close(5000, NULL);
+    }
+    if (!strcmp(name, "garbage-preauth")) {
+        uint8_t junk[4 + SFL_HS1_LEN];
+        randombytes_buf(junk, sizeof junk);
+        sfl_frame_put_header(junk, SFL_HS1_LEN);
+        sfl_conn_send_raw(&conn, junk, sizeof junk);
+        return expect_close(5000, NULL);
+    }
+    if (sfl_conn_handshake(&conn, s_priv, server_pub) < 0) {
+        printf("testpeer: %s\n", conn.err);
+        return !strcmp(name, "expect-refused") ? 0 : 1;
+    }
+    if (!strcmp(name, "expect-refused")) {
+        fprintf(stderr, "testpeer: handshake unexpectedly succeeded\n");
+        return 1;
+    }
+    if (!strcmp(name, "oversize")) {
+        uint8_t hdr[4];
+        sfl_frame_put_header(hdr, SFL_NOISE_MAX + 1);
+        sfl_conn_send_raw(&conn, hdr, 4);
+        return expect_close(5000, NULL);
+    }
+    if (!strcmp(name, "bad-version")) {
+        Seedfl__Error__Code code = 0;
+        hello(99);
+        int rc = expect_close(5000, &code);
+        return rc || code != SEEDFL__ERROR__CODE__BAD_VERSION;
+    }
+    if (!strcmp(name, "flip") || !strcmp(name, "replay")) {
+        Seedfl__Hello h = SEEDFL__HELLO__INIT;
+        h.protocol_version = SFL_PROTOCOL_VERSION;
+        Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+        env.msg_case = SEEDFL__ENVELOPE__MSG_HELLO;
+        env.hello = &h;
+        uint8_t *buf;
+        size_t len;
+        if (sfl_chan_seal(&conn.chan, &env, &buf, &len) < 0)
+            return 1;
+        if (!strcmp(name, "flip")) {
+            buf[len - 20] ^= 0x01;
+            sfl_conn_send_raw(&conn, buf, len);
+        } else {
+            sfl_conn_send_raw(&conn, buf, len);
+            sfl_conn_send_raw(&conn, buf, len);
+        }
+        free(buf);
+        Seedfl__Error__Code code = 0;
+        int rc = expect_close(5000, &code);
+        return rc || code != SEEDFL__ERROR__CODE__MALFORMED;
+    }
+    if (hello(SFL_PROTOCOL_VERSION) < 0)
+        return die("hello");
+    uint32_t round = 0, attempt = 0;
+    uint64_t n = 0;
+    if (!strcmp(name, "silent"))
+        return expect_close(600000, NULL);
+    if (wait_task(&round, &attempt, &n) < 0 || n == 0)
+        return 1;
+    if (!strcmp(name, "partial-upload")) {
+        /* half an update, then vanish as a killed process would */
+        send_zero_update(round, attempt, n, n / 2);
+        printf("testpeer: sent half of round %u's update, exiting\n", round);
+        fflush(stdout);
+        _exit(0);
+    }
+    if (!strcmp(name, "stale")) {
+        send_zero_update(round + 7, attempt, n, n);
+        Seedfl__Envelope *e = NULL;
+        if (sfl_conn_recv(&conn, &e) < 0)
+            return die("waiting for the stale reply");
+        int ok = e->msg_case == SEEDFL__ENVELOPE__MSG_ERROR &&
+                 e->error->code == SEEDFL__ERROR__CODE__STALE_ROUND;
+        printf("testpeer: stale update answered with %s\n", ok ? "STALE_ROUND" : "something else");
+        seedfl__envelope__free_unpacked(e, NULL);
+        if (!ok)
+            return 1;
+        /* the session stays usable: a proper update is taken */
+        if (send_zero_update(round, attempt, n, n) < 0)
+            return 1;
+        for (;;) {
+            if (sfl_conn_recv(&conn, &e) < 0)
+                return die("waiting for the result");
+            int res = e->msg_case == SEEDFL__ENVELOPE__MSG_RESULT;
+            int err = e->msg_case == SEEDFL__ENVELOPE__MSG_ERROR;
+            seedfl__envelope__free_unpacked(e, NULL);
+            if (res) {
+                printf("testpeer: session survived the stale update\n");
+                return 0;
+            }
+            if (err)
+                return 1;
+        }
+    }
+    fprintf(stderr, "testpeer: unknown scenario '%s'\n", name);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5) {
+        fprintf(stderr, "usage: testpeer ADDR:PORT SERVER_PUB_FILE KEY_FILE SCENARIO\n");
+        return 2;
+    }
+    char host[256], err[512];
+    int port;
+    if (sodium_init() < 0 || sfl_parse_hostport(argv[1], host, sizeof host, &port) < 0)
+        return 2;
+    if (sfl_keys_load_public(argv[2], server_pub, err, sizeof err) < 0 ||
+        sfl_keys_load_secret(argv[3], s_priv, err, sizeof err) < 0) {
+        fprintf(stderr, "testpeer: %s\n", err);
+        return 2;
+    }
+    if (sfl_conn_init(&conn) < 0 || sfl_conn_connect(&conn, host, port) < 0)
+        return die("connect");
+    int rc = scenario(argv[4]);
+    sfl_conn_close(&conn);
+    sodium_memzero(s_priv, sizeof s_priv);
+    return rc;
+}

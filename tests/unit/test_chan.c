@@ -1,0 +1,218 @@
+/* The secure channel end to end in memory: handshake, envelopes both ways,
+ * tampering, replay, reordering and size limits. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "chan.h"
+#include "err.h"
+
+typedef struct {
+    sfl_chan cli, srv;
+    uint8_t cpriv[32], cpub[32], spriv[32], spub[32];
+} pair;
+
+static void do_handshake(pair *p)
+{
+    crypto_box_keypair(p->cpub, p->cpriv);
+    crypto_box_keypair(p->spub, p->spriv);
+    sfl_chan_init(&p->cli);
+    sfl_chan_init(&p->srv);
+    uint8_t m1[SFL_FRAME_HDR + SFL_HS1_LEN], m2[SFL_FRAME_HDR + SFL_HS2_LEN];
+    size_t n1 = 0, n2 = 0;
+    assert_int_equal(sfl_chan_client_start(&p->cli, p->cpriv, p->spub, NULL, m1, &n1), 0);
+    assert_int_equal(n1, sizeof m1);
+    assert_int_equal((m1[2] << 8) | m1[3], SFL_HS1_LEN);
+    assert_int_equal(sfl_chan_server_read(&p->srv, p->spriv, NULL, m1 + 4, n1 - 4), 0);
+    assert_memory_equal(p->srv.peer, p->cpub, 32);
+    assert_int_equal(sfl_chan_server_reply(&p->srv, m2, &n2), 0);
+    assert_int_equal(sfl_chan_client_finish(&p->cli, m2 + 4, n2 - 4), 0);
+    assert_int_equal(p->cli.state, SFL_CHAN_OPEN);
+    assert_int_equal(p->srv.state, SFL_CHAN_OPEN);
+}
+
+static void done(pair *p)
+{
+    sfl_chan_free(&p->cli);
+    sfl_chan_free(&p->srv);
+}
+
+static uint8_t *seal_hello(sfl_chan *c, uint32_t version, size_t *len)
+{
+    Seedfl__Hello h = SEEDFL__HELLO__INIT;
+    h.protocol_version = version;
+    h.num_samples = 1234;
+    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+    env.msg_case = SEEDFL__ENVELOPE__MSG_HELLO;
+    env.hello = &h;
+    uint8_t *buf = NULL;
+    assert_int_equal(sfl_chan_seal(c, &env, &buf, len), 0);
+    return buf;
+}
+
+static void test_roundtrip(void **state)
+{
+    (void)state;
+    pair p;
+    do_handshake(&p);
+    for (uint32_t v = 1; v <= 3; v++) {
+        size_t len;
+        uint8_t *buf = seal_hello(&p.cli, v, &len);
+        uint32_t flen = (uint32_t)buf[0] << 24 | buf[1] << 16 | buf[2] << 8 | buf[3];
+        assert_int_equal(flen, len - 4);
+        Seedfl__Envelope *e = NULL;
+        assert_int_equal(sfl_chan_open(&p.srv, buf + 4, len - 4, &e), 0);
+        assert_int_equal(e->msg_case, SEEDFL__ENVELOPE__MSG_HELLO);
+        assert_int_equal(e->hello->protocol_version, v);
+        assert_int_equal(e->hello->num_samples, 1234);
+        seedfl__envelope__free_unpacked(e, NULL);
+        free(buf);
+    }
+    /* and the other way */
+    size_t len;
+    uint8_t *buf = seal_hello(&p.srv, 9, &len);
+    Seedfl__Envelope *e = NULL;
+    assert_int_equal(sfl_chan_open(&p.cli, buf + 4, len - 4, &e), 0);
+    assert_int_equal(e->hello->protocol_version, 9);
+    seedfl__envelope__free_unpacked(e, NULL);
+    free(buf);
+    done(&p);
+}
+
+static void test_tamper_replay_reorder(void **state)
+{
+    (void)state;
+    pair p;
+    do_handshake(&p);
+    size_t l1, l2;
+    uint8_t *a = seal_hello(&p.cli, 1, &l1);
+    uint8_t *b = seal_hello(&p.cli, 2, &l2);
+    Seedfl__Envelope *e = NULL;
+    /* reordered: b before a fails */
+    uint8_t *bc = malloc(l2);
+    memcpy(bc, b, l2);
+    assert_int_equal(sfl_chan_open(&p.srv, bc + 4, l2 - 4, &e), SFL_ECRYPTO);
+    assert_null(e);
+    /* a flipped byte fails and does not advance the nonce */
+    uint8_t *ac = malloc(l1);
+    memcpy(ac, a, l1);
+    ac[10] ^= 0x80;
+    assert_int_equal(sfl_chan_open(&p.srv, ac + 4, l1 - 4, &e), SFL_ECRYPTO);
+    memcpy(ac, a, l1);
+    assert_int_equal(sfl_chan_open(&p.srv, ac + 4, l1 - 4, &e), 0);
+    seedfl__envelope__free_unpacked(e, NULL);
+    /* a replay of a fails */
+    memcpy(ac, a, l1);
+    assert_int_equal(sfl_chan_open(&p.srv, ac + 4, l1 - 4, &e), SFL_ECRYPTO);
+    /* b in order works */
+    memcpy(bc, b, l2);
+    assert_int_equal(sfl_chan_open(&p.srv, bc + 4, l2 - 4, &e), 0);
+    assert_int_equal(e->hello->protocol_version, 2);
+    seedfl__envelope__free_unpacked(e, NULL);
+    free(a);
+    free(b);
+    free(ac);
+    free(bc);
+    done(&p);
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    pair p;
+    do_handshake(&p);
+    /* an envelope larger than a frame is refused at sealing */
+    Seedfl__ModelChunk mc = SEEDFL__MODEL_CHUNK__INIT;
+    static uint8_t big[SFL_NOISE_MAX];
+    mc.data.data = big;
+    mc.data.len = sizeof big;
+    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+    env.msg_case = SEEDFL__ENVELOPE__MSG_MODEL_CHUNK;
+    env.model_chunk = &mc;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(sfl_chan_seal(&p.srv, &env, &buf, &len), SFL_ETOOBIG);
+    /* a full chunk fits */
+    mc.data.len = SFL_CHUNK_BYTES;
+    mc.offset = UINT64_MAX;
+    mc.total = UINT64_MAX;
+    mc.version = UINT64_MAX;
+    assert_int_equal(sfl_chan_seal(&p.srv, &env, &buf, &len), 0);
+    assert_true(len - 4 <= SFL_NOISE_MAX);
+    Seedfl__Envelope *got = NULL;
+    assert_int_equal(sfl_chan_open(&p.cli, buf + 4, len - 4, &got), 0);
+    assert_true(got->model_chunk->offset == UINT64_MAX);
+    assert_int_equal(got->model_chunk->data.len, SFL_CHUNK_BYTES);
+    seedfl__envelope__free_unpacked(got, NULL);
+    free(buf);
+    /* short frames and a valid tag over junk that is no envelope */
+    Seedfl__Envelope *e = NULL;
+    uint8_t tiny[8] = {0};
+    assert_int_equal(sfl_chan_open(&p.cli, tiny, sizeof tiny, &e), SFL_EFORMAT);
+    uint8_t junk[64 + SFL_TAG_LEN];
+    memset(junk, 0xff, 64);
+    assert_int_equal(sfl_cipher_encrypt(&p.srv.keys->tx, NULL, 0, junk, 64, junk), 0);
+    assert_int_equal(sfl_chan_open(&p.cli, junk, sizeof junk, &e), SFL_EFORMAT);
+    assert_null(e);
+    /* before the handshake completes nothing is sealed or opened */
+    sfl_chan c;
+    sfl_chan_init(&c);
+    assert_int_equal(sfl_chan_seal(&c, &env, &buf, &len), SFL_EPROTO);
+    assert_int_equal(c.rd.max_len, SFL_HS1_LEN);
+    sfl_chan_free(&c);
+    /* after it, frames up to the Noise maximum */
+    assert_int_equal(p.cli.rd.max_len, SFL_NOISE_MAX);
+    done(&p);
+}
+
+static void test_wrong_key(void **state)
+{
+    (void)state;
+    pair p;
+    crypto_box_keypair(p.cpub, p.cpriv);
+    crypto_box_keypair(p.spub, p.spriv);
+    uint8_t other_pub[32], other_priv[32];
+    crypto_box_keypair(other_pub, other_priv);
+    sfl_chan_init(&p.cli);
+    sfl_chan_init(&p.srv);
+    uint8_t m1[SFL_FRAME_HDR + SFL_HS1_LEN];
+    size_t n1 = 0;
+    /* the client pinned another server key: the server cannot read message 1 */
+    assert_int_equal(sfl_chan_client_start(&p.cli, p.cpriv, other_pub, NULL, m1, &n1), 0);
+    assert_int_equal(sfl_chan_server_read(&p.srv, p.spriv, NULL, m1 + 4, n1 - 4), SFL_ECRYPTO);
+    assert_int_equal(p.srv.state, SFL_CHAN_FAILED);
+    assert_int_equal(sfl_chan_server_read(&p.srv, p.spriv, NULL, m1 + 4, 10), SFL_EFORMAT);
+    done(&p);
+}
+
+static void test_digest(void **state)
+{
+    (void)state;
+    /* BLAKE2b-256 over the little-endian bytes of 1.0f, -2.0f */
+    const float v[2] = {1.0f, -2.0f};
+    const uint8_t le[8] = {0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0};
+    uint8_t a[32], b[32];
+    sfl_params_digest(v, 2, a);
+    crypto_generichash(b, 32, le, sizeof le, NULL, 0);
+    assert_memory_equal(a, b, 32);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_tamper_replay_reorder),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_wrong_key),
+        cmocka_unit_test(test_digest),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,288 @@
+/* IID partitions and the Fashion-MNIST loader. argv[1]: the data directory
+ * (default /usr/share/datasets/fashion-mnist). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <zlib.h>
+
+#include "data.h"
+#include "err.h"
+
+static const char *datadir = "/usr/share/datasets/fashion-mnist";
+static char tmpdir[64];
+
+static void test_partition_deterministic(void **state)
+{
+    (void)state;
+    uint32_t *a, *b, *c;
+    size_t na, nb, nc;
+    assert_int_equal(sfl_partition_iid(11, 1000, 3, 8, &a, &na), 0);
+    assert_int_equal(sfl_partition_iid(11, 1000, 3, 8, &b, &nb), 0);
+    assert_int_equal(sfl_partition_iid(12, 1000, 3, 8, &c, &nc), 0);
+    assert_int_equal(na, 125);
+    assert_int_equal(nb, na);
+    assert_int_equal(nc, na);
+    assert_memory_equal(a, b, na * sizeof *a);
+    assert_memory_not_equal(a, c, na * sizeof *a);
+    free(a);
+    free(b);
+    free(c);
+}
+
+/* Every index in exactly one shard, each shard strictly ascending, sizes
+ * within 1 of each other. */
+static void check_cover(uint64_t seed, size_t n, uint32_t of)
+{
+    unsigned char *seen = calloc(n ? n : 1, 1);
+    size_t total = 0, lo = SIZE_MAX, hi = 0;
+    assert_non_null(seen);
+    for (uint32_t s = 0; s < of; s++) {
+        uint32_t *idx;
+        size_t cnt;
+        assert_int_equal(sfl_partition_iid(seed, n, s, of, &idx, &cnt), 0);
+        assert_non_null(idx);
+        for (size_t i = 0; i < cnt; i++) {
+            assert_true(idx[i] < n);
+            assert_false(seen[idx[i]]);
+            seen[idx[i]] = 1;
+            if (i)
+                assert_true(idx[i] > idx[i - 1]);
+        }
+        total += cnt;
+        lo = cnt < lo ? cnt : lo;
+        hi = cnt > hi ? cnt : hi;
+        free(idx);
+    }
+    assert_int_equal(total, n);
+    assert_true(hi - lo <= 1);
+    free(seen);
+}
+
+static void test_partition_covers(void **state)
+{
+    (void)state;
+    check_cover(1, 1003, 7);
+    check_cover(2, 60000, 8);
+    check_cover(3, 10, 1);
+    check_cover(4, 3, 5);   /* more shards than examples: some empty */
+    check_cover(5, 0, 2);
+}
+
+/* Shards are a random split, not stripes or blocks of the original order. */
+static void test_partition_mixes(void **state)
+{
+    (void)state;
+    uint32_t *idx;
+    size_t cnt, low = 0;
+    assert_int_equal(sfl_partition_iid(7, 10000, 0, 4, &idx, &cnt), 0);
+    assert_int_equal(cnt, 2500);
+    for (size_t i = 0; i < cnt; i++)
+        low += idx[i] < 5000;
+    assert_true(low > 1150 && low < 1350);
+    free(idx);
+}
+
+static void test_partition_bad_args(void **state)
+{
+    (void)state;
+    uint32_t *idx = (uint32_t *)&idx;
+    size_t cnt = 99;
+    assert_int_equal(sfl_partition_iid(1, 100, 0, 0, &idx, &cnt), SFL_EINVAL);
+    assert_null(idx);
+    assert_int_equal(cnt, 0);
+    assert_int_equal(sfl_partition_iid(1, 100, 8, 8, &idx, &cnt), SFL_EINVAL);
+    assert_int_equal(sfl_partition_iid(1, 100, UINT32_MAX, 3, &idx, &cnt), SFL_EINVAL);
+    assert_null(idx);
+    if (sizeof(size_t) > 4)
+        assert_int_equal(sfl_partition_iid(1, (size_t)UINT32_MAX + 1, 0, 2, &idx, &cnt),
+                         SFL_ERANGE);
+}
+
+/* Facts about the Fashion-MNIST test split, checked against the raw files
+ * with an independent reader (Python's gzip module): the first labels are
+ * 9 2 1 1 6, each class has 1000 examples, image 0's pixels sum to 33456
+ * with a maximum of 255, and image 9999's to 24390. */
+static void test_load_fashion_test_split(void **state)
+{
+    (void)state;
+    char err[512];
+    sfl_dataset d;
+    size_t n;
+
+    assert_int_equal(sfl_data_count(datadir, "t10k", &n, err, sizeof err), 0);
+    assert_int_equal(n, 10000);
+    int rc = sfl_data_load(datadir, "t10k", NULL, 0, &d, err, sizeof err);
+    if (rc)
+        print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(d.n, 10000);
+    assert_int_equal(d.dim, 784);
+    assert_int_equal(d.classes, 10);
+
+    const uint8_t first[] = { 9, 2, 1, 1, 6 };
+    assert_memory_equal(d.y, first, sizeof first);
+    size_t per_class[10] = { 0 };
+    for (size_t i = 0; i < d.n; i++) {
+        assert_true(d.y[i] < 10);
+        per_class[d.y[i]]++;
+    }
+    for (int c = 0; c < 10; c++)
+        assert_int_equal(per_class[c], 1000);
+
+    double s0 = 0, slast = 0;
+    float mx = 0;
+    for (size_t j = 0; j < 784; j++) {
+        float v = d.x[j];
+        assert_true(v >= 0.0f && v <= 1.0f);
+        s0 += v * 255.0f;
+        mx = v > mx ? v : mx;
+        slast += d.x[9999 * 784 + j] * 255.0f;
+    }
+    assert_true(s0 > 33455.5 && s0 < 33456.5);
+    assert_true(slast > 24389.5 && slast < 24390.5);
+    assert_true(mx == 1.0f);
+    assert_true(d.x[0] == 0.0f);
+
+    /* a shard loads exactly the same rows as the full load */
+    uint32_t *idx;
+    size_t cnt;
+    sfl_dataset s;
+    assert_int_equal(sfl_partition_iid(42, d.n, 2, 8, &idx, &cnt), 0);
+    assert_int_equal(sfl_data_load(datadir, "t10k", idx, cnt, &s, err, sizeof err), 0);
+    assert_int_equal(s.n, 1250);
+    assert_int_equal(s.dim, 784);
+    for (size_t i = 0; i < cnt; i++) {
+        assert_int_equal(s.y[i], d.y[idx[i]]);
+        assert_memory_equal(s.x + i * 784, d.x + (size_t)idx[i] * 784, 784 * sizeof(float));
+    }
+    free(idx);
+    sfl_dataset_free(&s);
+    sfl_dataset_free(&d);
+    sfl_dataset_free(&d);   /* twice is harmless */
+}
+
+static void test_count_train(void **state)
+{
+    (void)state;
+    char err[512];
+    size_t n;
+    assert_int_equal(sfl_data_count(datadir, "train", &n, err, sizeof err), 0);
+    assert_int_equal(n, 60000);
+
+    /* the first 100 training examples: first label 9, like the test split */
+    uint32_t idx[100];
+    sfl_dataset d;
+    for (uint32_t i = 0; i < 100; i++)
+        idx[i] = i;
+    assert_int_equal(sfl_data_load(datadir, "train", idx, 100, &d, err, sizeof err), 0);
+    assert_int_equal(d.n, 100);
+    assert_int_equal(d.y[0], 9);
+    sfl_dataset_free(&d);
+}
+
+static void write_gz(const char *name, const uint8_t *b, size_t len)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    gzFile f = gzopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(gzwrite(f, b, (unsigned)len), (int)len);
+    assert_int_equal(gzclose(f), Z_OK);
+}
+
+static void test_load_errors(void **state)
+{
+    (void)state;
+    /* 3 images of 2x2; labels: "bad" has a 12, "long" has 4 items */
+    const uint8_t img[] = { 0, 0, 8, 3, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 2,
+                            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 255 };
+    const uint8_t bad[] = { 0, 0, 8, 1, 0, 0, 0, 3, 1, 12, 2 };
+    const uint8_t good[] = { 0, 0, 8, 1, 0, 0, 0, 3, 1, 9, 2 };
+    const uint8_t lng[] = { 0, 0, 8, 1, 0, 0, 0, 4, 1, 2, 3, 4 };
+    char err[512];
+    sfl_dataset d;
+    size_t n;
+
+    write_gz("ok-images-idx3-ubyte.gz", img, sizeof img);
+    write_gz("ok-labels-idx1-ubyte.gz", good, sizeof good);
+    write_gz("bad-images-idx3-ubyte.gz", img, sizeof img);
+    write_gz("bad-labels-idx1-ubyte.gz", bad, sizeof bad);
+    write_gz("long-images-idx3-ubyte.gz", img, sizeof img);
+    write_gz("long-labels-idx1-ubyte.gz", lng, sizeof lng);
+
+    assert_int_equal(sfl_data_load(tmpdir, "ok", NULL, 0, &d, err, sizeof err), 0);
+    assert_int_equal(d.n, 3);
+    assert_int_equal(d.dim, 4);
+    assert_true(d.x[11] == 1.0f);
+    assert_true(d.x[1] == 1.0f / 255.0f);
+    sfl_dataset_free(&d);
+
+    assert_int_equal(sfl_data_load(tmpdir, "bad", NULL, 0, &d, err, sizeof err), SFL_EFORMAT);
+    assert_non_null(strstr(err, "bad-labels-idx1-ubyte.gz"));
+    assert_non_null(strstr(err, "label 12"));
+    assert_null(d.x);
+    /* the bad label is outside this subset */
+    const uint32_t other[] = { 0, 2 };
+    assert_int_equal(sfl_data_load(tmpdir, "bad", other, 2, &d, err, sizeof err), 0);
+    assert_int_equal(d.y[1], 2);
+    sfl_dataset_free(&d);
+
+    assert_int_equal(sfl_data_load(tmpdir, "long", NULL, 0, &d, err, sizeof err), SFL_EFORMAT);
+    assert_non_null(strstr(err, "disagree"));
+
+    const uint32_t beyond[] = { 3 };
+    assert_int_equal(sfl_data_load(tmpdir, "ok", beyond, 1, &d, err, sizeof err), SFL_ERANGE);
+
+    assert_int_equal(sfl_data_load(tmpdir, "none", NULL, 0, &d, err, sizeof err), SFL_EIO);
+    assert_non_null(strstr(err, "none-labels-idx1-ubyte.gz"));
+    assert_int_equal(sfl_data_count(tmpdir, "none", &n, err, sizeof err), SFL_EIO);
+    assert_int_equal(sfl_data_load(tmpdir, "../x", NULL, 0, &d, err, sizeof err), SFL_EINVAL);
+    assert_int_equal(sfl_data_load(tmpdir, "", NULL, 0, &d, err, sizeof err), SFL_EINVAL);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/sfl-data-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    const char *names[] = { "ok", "bad", "long" }, *kinds[] = { "images-idx3", "labels-idx1" };
+    char path[128];
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 2; k++) {
+            snprintf(path, sizeof path, "%s/%s-%s-ubyte.gz", tmpdir, names[i], kinds[k]);
+            unlink(path);
+        }
+    return rmdir(tmpdir);
+}
+
+int main(int argc, char **argv)
+{
+    if (sodium_init() < 0)
+        return 1;
+    if (argc > 1)
+        datadir = argv[1];
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_partition_deterministic),
+        cmocka_unit_test(test_partition_covers),
+        cmocka_unit_test(test_partition_mixes),
+        cmocka_unit_test(test_partition_bad_args),
+        cmocka_unit_test(test_load_fashion_test_split),
+        cmocka_unit_test(test_count_train),
+        cmocka_unit_test(test_load_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
