@@ -29,7 +29,7 @@ expect 1 "model|spec" "$S" --key "$T/server.key" --open-enrolment --model mlp:78
 printf '[server]\nrounds = banana\n' >"$T/bad.ini"
 expect 2 "rounds" "$S" --config "$T/bad.ini" --key "$T/server.key"
 printf 'not-a-key\n' >"$T/badallow"
-expect 1 "line 1" "$S" --key "$T/server.key" --allow "$T/badallow"
+expect 1 "badallow:1: not a base64" "$S" --key "$T/server.key" --allow "$T/badallow"
 
 expect 2 "required" "$C" --server 127.0.0.1:9
 expect 2 "--shard 3 must be below" "$C" "${CA[@]}" --shard 3 --of 3

@@ -8,7 +8,7 @@ make_keys 4
 "$BIN/seedfl-keygen" "$T/other-server.key" >/dev/null || fail "keygen other"
 
 start_server --model logreg --rounds 3 --min-clients 3 --quorum 2 --epochs 1 --eval-limit 2000 \
-    --round-timeout 60 --metrics-out "$T/m.csv"
+    --round-timeout 60 --metrics-out "$T/m.csv" --log-level debug
 
 # before any round: misbehaving peers, one at a time
 peer oversize-preauth >"$T/p1.out" 2>&1 || fail "oversize before auth not closed"
@@ -18,7 +18,7 @@ peer replay c0 >"$T/p4.out" 2>&1 || fail "replayed frame not refused"
 peer oversize c0 >"$T/p5.out" 2>&1 || fail "oversize after auth not refused"
 peer bad-version c0 >"$T/p6.out" 2>&1 || fail "bad protocol version not refused"
 peer expect-refused stranger >"$T/p7.out" 2>&1 || fail "key off the allow-list admitted"
-"$BIN/testpeer" "127.0.0.1:$PORT" "$T/other-server.key.pub" "$T/c0.key" expect-refused \
+"$BIN/tests/testpeer" "127.0.0.1:$PORT" "$T/other-server.key.pub" "$T/c0.key" expect-refused \
     >"$T/p8.out" 2>&1 || fail "wrong pinned server key admitted"
 # the real client says the server refused or dropped it
 "$BIN/seedfl-client" --server "127.0.0.1:$PORT" --server-key "$T/other-server.key.pub" \

@@ -18,7 +18,7 @@ fail() {
     for f in "$T"/*.log "$T"/*.out; do
         [ -f "$f" ] || continue
         echo "--- $(basename "$f") (last 25 lines)"
-        tail -n 25 "$f"
+        tail -n "${TAIL_LINES:-25}" "$f"
     done
     exit 1
 }
@@ -78,7 +78,7 @@ wait_exit() {
 
 # peer SCENARIO [KEY]: run the misbehaving test peer
 peer() {
-    "$BIN/testpeer" "127.0.0.1:$PORT" "$T/server.key.pub" "$T/${2:-c0}.key" "$1"
+    "$BIN/tests/testpeer" "127.0.0.1:$PORT" "$T/server.key.pub" "$T/${2:-c0}.key" "$1"
 }
 
 # csv_col FILE COLUMN: values of one column of the metrics CSV

@@ -92,7 +92,8 @@ static int send_zero_update(uint32_t round, uint32_t attempt, uint64_t n, uint64
     env.msg_case = SEEDFL__ENVELOPE__MSG_UPDATE;
     env.update = &u;
     for (uint64_t off = 0; off < upto_floats; off += per) {
-        uint64_t cnt = n - off < per ? n - off : per;
+        uint64_t end = off + per < upto_floats ? off + per : upto_floats;
+        uint64_t cnt = end - off;
         u.round = round;
         u.attempt = attempt;
         u.num_samples = 10;
