@@ -384,7 +384,7 @@ double sfl_model_loss(const sfl_model *m, sfl_workspace *ws, const float *params
 
 static int model_check_data(const sfl_model *m, const sfl_dataset *d)
 {
-    if (!d || d->n == 0 || d->dim != (size_t)m->sizes[0])
+    if (!d || d->n == 0 || (uint64_t)d->n > UINT32_MAX || d->dim != (size_t)m->sizes[0])
         return SFL_EINVAL;
     for (size_t i = 0; i < d->n; i++)
         if (d->y[i] >= m->sizes[m->nlayers])
@@ -418,13 +418,56 @@ int sfl_model_evaluate(const sfl_model *m, const sfl_dataset *d, double *accurac
     return 0;
 }
 
+/* Scratch for sfl_model_train, allocated once per call. */
+typedef struct {
+    sfl_workspace *ws;
+    uint32_t *perm;
+    float *xb, *grad, *vel;
+    uint8_t *yb;
+} model_train_buf;
+
+static int model_train_epochs(sfl_model *m, const sfl_dataset *d, const sfl_train_opts *o,
+                              size_t bs, const model_train_buf *b, double *last_epoch_loss)
+{
+    const size_t n = d->n, dim = d->dim, np = m->nparams;
+    float *p = m->params;
+    double epoch_loss = 0.0;
+
+    for (int e = 0; e < o->epochs; e++) {
+        /* from the identity every epoch: an epoch's order depends on its key alone */
+        for (size_t i = 0; i < n; i++)
+            b->perm[i] = (uint32_t)i;
+        sfl_rng r;
+        sfl_rng_init(&r, "batch", o->seed, o->shard,
+                     (uint64_t)o->round * MODEL_EPOCHS_MAX + (uint64_t)e);
+        sfl_rng_shuffle_u32(&r, b->perm, n);
+
+        epoch_loss = 0.0;
+        for (size_t start = 0; start < n; start += bs) {
+            size_t nb = n - start < bs ? n - start : bs;
+            for (size_t i = 0; i < nb; i++) {
+                size_t src = b->perm[start + i];
+                memcpy(b->xb + i * dim, d->x + src * dim, dim * sizeof *b->xb);
+                b->yb[i] = d->y[src];
+            }
+            double l = sfl_model_loss(m, b->ws, p, b->xb, b->yb, nb, b->grad, NULL);
+            if (!isfinite(l))
+                return SFL_ERANGE;
+            epoch_loss += l * (double)nb;
+            if (b->vel)
+                model_momentum_step(p, b->vel, b->grad, o->momentum, o->lr, np);
+            else
+                model_axpy(p, -o->lr, b->grad, np);
+        }
+    }
+    *last_epoch_loss = epoch_loss / (double)n;
+    return 0;
+}
+
 int sfl_model_train(sfl_model *m, const sfl_dataset *d, const sfl_train_opts *o, double *mean_loss)
 {
-    sfl_workspace *ws = NULL;
-    uint32_t *perm = NULL;
-    float *xb = NULL, *grad = NULL, *vel = NULL;
-    uint8_t *yb = NULL;
-    double epoch_loss = 0.0;
+    model_train_buf b = { 0 };
+    double loss = NAN;
     int rc;
 
     if (mean_loss)
@@ -436,61 +479,26 @@ int sfl_model_train(sfl_model *m, const sfl_dataset *d, const sfl_train_opts *o,
     if ((rc = model_check_data(m, d)) != 0)
         return rc;
 
-    const size_t n = d->n, dim = d->dim, np = m->nparams;
-    const size_t bs = (size_t)o->batch < n ? (size_t)o->batch : n;
-    ws = sfl_workspace_new(m, bs);
-    perm = malloc(n * sizeof *perm);
-    xb = malloc(bs * dim * sizeof *xb);
-    yb = malloc(bs);
-    grad = malloc(np * sizeof *grad);
+    size_t bs = (size_t)o->batch < d->n ? (size_t)o->batch : d->n;
+    b.ws = sfl_workspace_new(m, bs);
+    b.perm = malloc(d->n * sizeof *b.perm);
+    b.xb = malloc(bs * d->dim * sizeof *b.xb);
+    b.yb = malloc(bs);
+    b.grad = malloc(m->nparams * sizeof *b.grad);
     if (o->momentum > 0.0f)
-        vel = calloc(np, sizeof *vel);
-    if (!ws || !perm || !xb || !yb || !grad || (o->momentum > 0.0f && !vel)) {
+        b.vel = calloc(m->nparams, sizeof *b.vel);
+    if (!b.ws || !b.perm || !b.xb || !b.yb || !b.grad || (o->momentum > 0.0f && !b.vel))
         rc = SFL_ENOMEM;
-        goto out;
-    }
+    else
+        rc = model_train_epochs(m, d, o, bs, &b, &loss);
+    if (rc == 0 && mean_loss)
+        *mean_loss = loss;
 
-    const float lr = o->lr, mu = o->momentum;
-    float *p = m->params;
-    for (int e = 0; e < o->epochs; e++) {
-        /* from the identity every epoch: an epoch's order depends on its key alone */
-        for (size_t i = 0; i < n; i++)
-            perm[i] = (uint32_t)i;
-        sfl_rng r;
-        sfl_rng_init(&r, "batch", o->seed, o->shard,
-                     (uint64_t)o->round * MODEL_EPOCHS_MAX + (uint64_t)e);
-        sfl_rng_shuffle_u32(&r, perm, n);
-
-        epoch_loss = 0.0;
-        for (size_t start = 0; start < n; start += bs) {
-            size_t nb = n - start < bs ? n - start : bs;
-            for (size_t i = 0; i < nb; i++) {
-                size_t src = perm[start + i];
-                memcpy(xb + i * dim, d->x + src * dim, dim * sizeof *xb);
-                yb[i] = d->y[src];
-            }
-            double l = sfl_model_loss(m, ws, p, xb, yb, nb, grad, NULL);
-            if (!isfinite(l)) {
-                rc = SFL_ERANGE;
-                goto out;
-            }
-            epoch_loss += l * (double)nb;
-            if (vel)
-                model_momentum_step(p, vel, grad, mu, lr, np);
-            else
-                model_axpy(p, -lr, grad, np);
-        }
-    }
-    if (mean_loss)
-        *mean_loss = epoch_loss / (double)n;
-    rc = 0;
-
-out:
-    sfl_workspace_free(ws);
-    free(perm);
-    free(xb);
-    free(yb);
-    free(grad);
-    free(vel);
+    sfl_workspace_free(b.ws);
+    free(b.perm);
+    free(b.xb);
+    free(b.yb);
+    free(b.grad);
+    free(b.vel);
     return rc;
 }
