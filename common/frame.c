@@ -18,6 +18,7 @@ void sfl_frame_reader_free(sfl_frame_reader *r)
 {
     free(r->body);
     r->body = NULL;
+    r->body_cap = 0;
     r->hdr_have = r->body_len = r->body_have = 0;
 }
 
@@ -51,10 +52,15 @@ int sfl_frame_feed(sfl_frame_reader *r, const uint8_t *data, size_t len, size_t 
     if (take > r->body_len - r->body_have)
         take = r->body_len - r->body_have;
     if (take > 0) {
-        if (!r->body) {
-            r->body = malloc(SFL_NOISE_MAX);
-            if (!r->body)
+        /* sized by the current cap, so a connection that has not
+         * authenticated holds a handshake-sized buffer, not 64 KiB */
+        if (r->body_cap < r->body_len) {
+            size_t cap = r->max_len < SFL_NOISE_MAX ? r->max_len : SFL_NOISE_MAX;
+            uint8_t *b = realloc(r->body, cap);
+            if (!b)
                 return SFL_ENOMEM;
+            r->body = b;
+            r->body_cap = cap;
         }
         memcpy(r->body + r->body_have, data + i, take);
         r->body_have += take;

@@ -12,7 +12,8 @@
 typedef struct {
     uint8_t hdr[SFL_FRAME_HDR];
     size_t hdr_have;
-    uint8_t *body;     /* SFL_NOISE_MAX bytes, owned, allocated on first body */
+    uint8_t *body;     /* owned; sized by max_len when the first body arrives */
+    size_t body_cap;   /* bytes allocated for body */
     size_t body_len;   /* declared length of the frame being read */
     size_t body_have;
     size_t max_len;    /* cap on a frame's length; the caller may lower it (before auth) */

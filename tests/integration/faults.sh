@@ -17,6 +17,8 @@ peer flip c0 >"$T/p3.out" 2>&1 || fail "flipped byte not refused"
 peer replay c0 >"$T/p4.out" 2>&1 || fail "replayed frame not refused"
 peer oversize c0 >"$T/p5.out" 2>&1 || fail "oversize after auth not refused"
 peer bad-version c0 >"$T/p6.out" 2>&1 || fail "bad protocol version not refused"
+peer junk-envelope c0 >"$T/p9.out" 2>&1 || fail "junk envelope not refused"
+peer half-handshake c0 >"$T/p10.out" 2>&1 || fail "half handshake peer"
 peer expect-refused stranger >"$T/p7.out" 2>&1 || fail "key off the allow-list admitted"
 "$BIN/tests/testpeer" "127.0.0.1:$PORT" "$T/other-server.key.pub" "$T/c0.key" expect-refused \
     >"$T/p8.out" 2>&1 || fail "wrong pinned server key admitted"
@@ -29,7 +31,8 @@ sleep 0.3
 for reason in "oversize frame length before authentication" \
     "handshake message 1 did not authenticate" "frame failed authentication (tampered)" \
     "replayed frame" "oversize frame length" "protocol version 99 not supported" \
-    "client key not on the allow-list"; do
+    "client key not on the allow-list" "malformed message" \
+    "peer closed before the handshake completed"; do
     grep -qF "$reason" "$T/server.log" || fail "server log lacks: $reason"
 done
 
@@ -53,6 +56,20 @@ start_server --model logreg --rounds 1 --min-clients 1 --quorum 1 --epochs 1 --e
 peer stale c3 >"$T/stale.out" 2>&1 || fail "stale update: $(cat "$T/stale.out")"
 grep -q "session survived" "$T/stale.out" || fail "stale: session did not survive"
 wait_exit "$SPID" 30 || fail "server exit status $?"
+
+# an update of the wrong length is refused, counted towards the quorum, and
+# the round goes on with the valid one
+start_server --model logreg --rounds 1 --min-clients 2 --quorum 2 --epochs 1 --eval-limit 1000 \
+    --metrics-out "$T/bad.csv"
+peer bad-update c3 >"$T/badupd.out" 2>&1 &
+BP=$!
+PIDS+=($BP)
+start_client 0 3 --limit 1500
+wait_exit "$CPID" 60 || fail "client exit status $?"
+wait_exit "$SPID" 30 || fail "server exit status $?"
+wait_exit "$BP" 10 || fail "bad-update peer: $(cat "$T/badupd.out")"
+grep -q "update has 7851 values, model has 7850" "$T/server.log" || fail "bad update reason not logged"
+[ "$(csv_col "$T/bad.csv" clients)" = 1 ] || fail "round with one bad update: $(cat "$T/bad.csv")"
 
 # a quorum that cannot be met: retried, then the server exits non-zero with the reason
 start_server --model logreg --rounds 2 --min-clients 1 --quorum 1 --round-timeout 1 --retries 1

@@ -122,6 +122,14 @@ static int scenario(const char *name)
         sfl_conn_send_raw(&conn, junk, sizeof junk);
         return expect_close(5000, NULL);
     }
+    if (!strcmp(name, "half-handshake")) {
+        uint8_t hdr[4 + 20];
+        memset(hdr, 0x41, sizeof hdr);
+        sfl_frame_put_header(hdr, SFL_HS1_LEN);
+        sfl_conn_send_raw(&conn, hdr, sizeof hdr);
+        printf("testpeer: sent part of message 1, leaving\n");
+        return 0;
+    }
     if (sfl_conn_handshake(&conn, s_priv, server_pub) < 0) {
         printf("testpeer: %s\n", conn.err);
         return !strcmp(name, "expect-refused") ? 0 : 1;
@@ -135,6 +143,18 @@ static int scenario(const char *name)
         sfl_frame_put_header(hdr, SFL_NOISE_MAX + 1);
         sfl_conn_send_raw(&conn, hdr, 4);
         return expect_close(5000, NULL);
+    }
+    if (!strcmp(name, "junk-envelope")) {
+        /* well encrypted, but not a protobuf envelope */
+        uint8_t buf[4 + 40 + SFL_TAG_LEN];
+        memset(buf + 4, 0xff, 40);
+        if (sfl_cipher_encrypt(&conn.chan.keys->tx, NULL, 0, buf + 4, 40, buf + 4) < 0)
+            return 1;
+        sfl_frame_put_header(buf, 40 + SFL_TAG_LEN);
+        sfl_conn_send_raw(&conn, buf, sizeof buf);
+        Seedfl__Error__Code code = 0;
+        int rc = expect_close(5000, &code);
+        return rc || code != SEEDFL__ERROR__CODE__MALFORMED;
     }
     if (!strcmp(name, "bad-version")) {
         Seedfl__Error__Code code = 0;
@@ -178,6 +198,18 @@ static int scenario(const char *name)
         printf("testpeer: sent half of round %u's update, exiting\n", round);
         fflush(stdout);
         _exit(0);
+    }
+    if (!strcmp(name, "bad-update")) {
+        /* an update of the wrong length is refused; the session stays */
+        send_zero_update(round, attempt, n + 1, 1);
+        Seedfl__Envelope *e = NULL;
+        if (sfl_conn_recv(&conn, &e) < 0)
+            return die("waiting for the refusal");
+        int ok = e->msg_case == SEEDFL__ENVELOPE__MSG_ERROR &&
+                 e->error->code == SEEDFL__ERROR__CODE__INVALID_UPDATE;
+        printf("testpeer: bad update answered with %s\n", ok ? "INVALID_UPDATE" : "something else");
+        seedfl__envelope__free_unpacked(e, NULL);
+        return ok ? expect_close(60000, NULL) : 1;
     }
     if (!strcmp(name, "stale")) {
         send_zero_update(round + 7, attempt, n, n);
