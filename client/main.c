@@ -119,14 +119,7 @@ int main(int argc, char **argv)
             cfg.momentum = (float)d;
             cfg.have_momentum = 1;
         } else if (!strcmp(n, "log-level")) {
-            static const char *lv[] = {"debug", "info", "warn", "error"};
-            int found = 0;
-            for (int i = 0; i < 4; i++)
-                if (!strcmp(optarg, lv[i])) {
-                    sfl_log_set_level((enum sfl_log_level)i);
-                    found = 1;
-                }
-            if (!found)
+            if (sfl_log_set_level_name(optarg) < 0)
                 return bad(n, optarg, "debug|info|warn|error");
         }
     }

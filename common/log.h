@@ -6,6 +6,8 @@
 enum sfl_log_level { SFL_LOG_DEBUG, SFL_LOG_INFO, SFL_LOG_WARN, SFL_LOG_ERROR };
 
 void sfl_log_set_level(enum sfl_log_level lvl);
+/* Set the level by name (debug, info, warn, error); SFL_EINVAL otherwise. */
+int sfl_log_set_level_name(const char *name);
 /* fmt carries the key=value pairs after the event name. */
 void sfl_log(enum sfl_log_level lvl, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -121,14 +121,7 @@ int main(int argc, char **argv)
         if (!strcmp(name, "config"))
             continue;
         if (!strcmp(name, "log-level")) {
-            static const char *lv[] = {"debug", "info", "warn", "error"};
-            int found = 0;
-            for (int i = 0; i < 4; i++)
-                if (!strcmp(optarg, lv[i])) {
-                    sfl_log_set_level((enum sfl_log_level)i);
-                    found = 1;
-                }
-            if (!found) {
+            if (sfl_log_set_level_name(optarg) < 0) {
                 fprintf(stderr, "seedfl-server: --log-level: '%s' is not debug|info|warn|error\n",
                         optarg);
                 return 2;
