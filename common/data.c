@@ -1,6 +1,5 @@
 #include "data.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,17 +12,6 @@
 #define DATA_MAX_BYTES ((size_t)1 << 28)   /* per file; floats take 4x this */
 #define DATA_SPLIT_MAX 32
 #define DATA_PATH_MAX 4096
-
-static int data_fail(char *errbuf, size_t errlen, int code, const char *fmt, ...)
-{
-    if (errbuf && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 static int data_cmp_u32(const void *a, const void *b)
 {
@@ -71,11 +59,11 @@ static int data_paths(const char *dir, const char *split, char *img, char *lab, 
                                                    "abcdefghijklmnopqrstuvwxyz"
                                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                                    "0123456789_-") != len)
-        return data_fail(errbuf, errlen, SFL_EINVAL, "bad split name '%.40s'", split);
+        return sfl_fail(errbuf, errlen, SFL_EINVAL, "bad split name '%.40s'", split);
     int a = snprintf(img, DATA_PATH_MAX, "%s/%s-images-idx3-ubyte.gz", dir, split);
     int b = snprintf(lab, DATA_PATH_MAX, "%s/%s-labels-idx1-ubyte.gz", dir, split);
     if (a < 0 || b < 0 || a >= DATA_PATH_MAX || b >= DATA_PATH_MAX)
-        return data_fail(errbuf, errlen, SFL_ETOOBIG, "data directory path too long");
+        return sfl_fail(errbuf, errlen, SFL_ETOOBIG, "data directory path too long");
     return 0;
 }
 
@@ -91,7 +79,7 @@ int sfl_data_count(const char *dir, const char *split, size_t *n, char *errbuf, 
     if ((rc = sfl_idx_probe(lab, DATA_MAX_BYTES, &h, errbuf, errlen)) != 0)
         return rc;
     if (h.ndims != 1)
-        return data_fail(errbuf, errlen, SFL_EFORMAT, "%s: labels must have 1 dimension, not %d",
+        return sfl_fail(errbuf, errlen, SFL_EFORMAT, "%s: labels must have 1 dimension, not %d",
                          lab, h.ndims);
     *n = h.n;
     return 0;
@@ -115,13 +103,13 @@ int sfl_data_load(const char *dir, const char *split, const uint32_t *idx, size_
     if ((rc = sfl_idx_probe(img, DATA_MAX_BYTES, &hi, errbuf, errlen)) != 0)
         return rc;
     if (hl.ndims != 1)
-        return data_fail(errbuf, errlen, SFL_EFORMAT, "%s: labels must have 1 dimension, not %d",
+        return sfl_fail(errbuf, errlen, SFL_EFORMAT, "%s: labels must have 1 dimension, not %d",
                          lab, hl.ndims);
     if (hi.ndims < 2)
-        return data_fail(errbuf, errlen, SFL_EFORMAT,
+        return sfl_fail(errbuf, errlen, SFL_EFORMAT,
                          "%s: images must have at least 2 dimensions, not %d", img, hi.ndims);
     if (hi.n != hl.n)
-        return data_fail(errbuf, errlen, SFL_EFORMAT,
+        return sfl_fail(errbuf, errlen, SFL_EFORMAT,
                          "counts disagree: %s has %u images, %s has %u labels", img,
                          (unsigned)hi.n, lab, (unsigned)hl.n);
 
@@ -133,7 +121,7 @@ int sfl_data_load(const char *dir, const char *split, const uint32_t *idx, size_
         goto out;
     for (size_t i = 0; i < yl.n; i++) {
         if (yl.data[i] >= DATA_CLASSES) {
-            rc = data_fail(errbuf, errlen, SFL_EFORMAT, "%s: label %u of item %zu is not < %d",
+            rc = sfl_fail(errbuf, errlen, SFL_EFORMAT, "%s: label %u of item %zu is not < %d",
                            lab, (unsigned)yl.data[i], idx ? (size_t)idx[i] : i, DATA_CLASSES);
             goto out;
         }
@@ -147,7 +135,7 @@ int sfl_data_load(const char *dir, const char *split, const uint32_t *idx, size_
         goto out;
     /* the files may have changed between probe and load */
     if (xi.n != yl.n) {
-        rc = data_fail(errbuf, errlen, SFL_EFORMAT,
+        rc = sfl_fail(errbuf, errlen, SFL_EFORMAT,
                        "counts disagree: %s has %u images, %s has %u labels", img,
                        (unsigned)xi.n, lab, (unsigned)yl.n);
         goto out;
@@ -156,7 +144,7 @@ int sfl_data_load(const char *dir, const char *split, const uint32_t *idx, size_
     total = (size_t)xi.n * xi.item_size;
     out->x = malloc(total ? total * sizeof *out->x : 1);
     if (!out->x) {
-        rc = data_fail(errbuf, errlen, SFL_ENOMEM, "%s: out of memory for %zu floats", img,
+        rc = sfl_fail(errbuf, errlen, SFL_ENOMEM, "%s: out of memory for %zu floats", img,
                        total);
         goto out;
     }

@@ -1,5 +1,8 @@
 #include "err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *sfl_strerror(int err)
 {
     switch (err) {
@@ -20,4 +23,15 @@ const char *sfl_strerror(int err)
     case SFL_ERANGE: return "value out of range";
     }
     return "unknown error";
+}
+
+int sfl_fail(char *errbuf, size_t errlen, int code, const char *fmt, ...)
+{
+    if (errbuf && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }

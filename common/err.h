@@ -20,7 +20,14 @@ enum sfl_err {
     SFL_ERANGE = -14,  /* value out of range */
 };
 
+#include <stddef.h>
+
 /* Never NULL; a static string. */
 const char *sfl_strerror(int err);
+
+/* Formats a message into errbuf (when errbuf and errlen are non-zero) and
+ * returns code, so that a failing path reads `return sfl_fail(...)`. */
+int sfl_fail(char *errbuf, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

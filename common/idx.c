@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,17 +23,6 @@ typedef struct {
     size_t data_got;           /* data bytes read so far (after the header) */
 } idx_reader;
 
-static int idx_fail(char *errbuf, size_t errlen, int code, const char *fmt, ...)
-{
-    if (errbuf && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static int idx_open(idx_reader *rd, const char *path, char *errbuf, size_t errlen)
 {
     rd->path = path;
@@ -44,7 +32,7 @@ static int idx_open(idx_reader *rd, const char *path, char *errbuf, size_t errle
     errno = 0;
     rd->f = gzopen(path, "rb");
     if (!rd->f)
-        return idx_fail(errbuf, errlen, SFL_EIO, "%s: cannot open: %s", path,
+        return sfl_fail(errbuf, errlen, SFL_EIO, "%s: cannot open: %s", path,
                         errno ? strerror(errno) : "out of memory");
     gzbuffer(rd->f, 128 * 1024);
     return 0;
@@ -74,16 +62,16 @@ static int idx_read_error(idx_reader *rd)
     const char *msg = idx_gzmsg(rd, &zerr);
     switch (zerr) {
     case Z_ERRNO:
-        return idx_fail(rd->errbuf, rd->errlen, SFL_EIO, "%s: read error: %s", rd->path,
+        return sfl_fail(rd->errbuf, rd->errlen, SFL_EIO, "%s: read error: %s", rd->path,
                         strerror(errno));
     case Z_MEM_ERROR:
-        return idx_fail(rd->errbuf, rd->errlen, SFL_ENOMEM, "%s: out of memory while reading",
+        return sfl_fail(rd->errbuf, rd->errlen, SFL_ENOMEM, "%s: out of memory while reading",
                         rd->path);
     case Z_DATA_ERROR:
-        return idx_fail(rd->errbuf, rd->errlen, SFL_EFORMAT, "%s: corrupt gzip data: %s",
+        return sfl_fail(rd->errbuf, rd->errlen, SFL_EFORMAT, "%s: corrupt gzip data: %s",
                         rd->path, msg);
     default:
-        return idx_fail(rd->errbuf, rd->errlen, SFL_EIO, "%s: read error: %s", rd->path, msg);
+        return sfl_fail(rd->errbuf, rd->errlen, SFL_EIO, "%s: read error: %s", rd->path, msg);
     }
 }
 
@@ -128,26 +116,26 @@ static int idx_header(idx_reader *rd, size_t max_bytes, sfl_idx *out)
     if ((rc = idx_read(rd, magic, sizeof magic, &got)) != 0)
         return rc;
     if (got < sizeof magic)
-        return idx_fail(rd->errbuf, rd->errlen, SFL_EFORMAT,
+        return sfl_fail(rd->errbuf, rd->errlen, SFL_EFORMAT,
                         "%s: truncated header: expected 4 bytes of magic, got %zu", rd->path, got);
     if (magic[0] != 0 || magic[1] != 0)
-        return idx_fail(rd->errbuf, rd->errlen, SFL_EFORMAT,
+        return sfl_fail(rd->errbuf, rd->errlen, SFL_EFORMAT,
                         "%s: bad magic %02x %02x %02x %02x (an IDX file starts with 00 00)",
                         rd->path, magic[0], magic[1], magic[2], magic[3]);
     if (magic[2] != IDX_TYPE_UBYTE)
-        return idx_fail(rd->errbuf, rd->errlen, SFL_EFORMAT,
+        return sfl_fail(rd->errbuf, rd->errlen, SFL_EFORMAT,
                         "%s: unsupported element type 0x%02x (only 0x08, unsigned byte)",
                         rd->path, magic[2]);
     int ndims = magic[3];
     if (ndims < 1 || ndims > IDX_MAX_DIMS)
-        return idx_fail(rd->errbuf, rd->errlen, SFL_EFORMAT,
+        return sfl_fail(rd->errbuf, rd->errlen, SFL_EFORMAT,
                         "%s: %d dimensions (must be 1..%d)", rd->path, ndims, IDX_MAX_DIMS);
 
     size_t hlen = 4 * (size_t)ndims;
     if ((rc = idx_read(rd, raw, hlen, &got)) != 0)
         return rc;
     if (got < hlen)
-        return idx_fail(rd->errbuf, rd->errlen, SFL_EFORMAT,
+        return sfl_fail(rd->errbuf, rd->errlen, SFL_EFORMAT,
                         "%s: truncated header: expected %zu bytes of dimensions, got %zu",
                         rd->path, hlen, got);
 
@@ -156,7 +144,7 @@ static int idx_header(idx_reader *rd, size_t max_bytes, sfl_idx *out)
         const uint8_t *p = raw + 4 * i;
         dim[i] = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
         if (dim[i] == 0)
-            return idx_fail(rd->errbuf, rd->errlen, SFL_EFORMAT, "%s: dimension %d is 0",
+            return sfl_fail(rd->errbuf, rd->errlen, SFL_EFORMAT, "%s: dimension %d is 0",
                             rd->path, i);
     }
     /* total stays <= max_bytes, so the products never overflow */
@@ -164,7 +152,7 @@ static int idx_header(idx_reader *rd, size_t max_bytes, sfl_idx *out)
         if (dim[i] > max_bytes / total) {
             char shape[64];
             idx_format_dims(shape, sizeof shape, dim, ndims);
-            return idx_fail(rd->errbuf, rd->errlen, SFL_ETOOBIG,
+            return sfl_fail(rd->errbuf, rd->errlen, SFL_ETOOBIG,
                             "%s: declared shape %s exceeds the limit of %zu bytes", rd->path,
                             shape, max_bytes);
         }
@@ -183,7 +171,7 @@ static int idx_header(idx_reader *rd, size_t max_bytes, sfl_idx *out)
 
 static int idx_truncated(idx_reader *rd, size_t expect)
 {
-    return idx_fail(rd->errbuf, rd->errlen, SFL_EFORMAT,
+    return sfl_fail(rd->errbuf, rd->errlen, SFL_EFORMAT,
                     "%s: truncated: expected %zu bytes of data, got %zu", rd->path, expect,
                     rd->data_got);
 }
@@ -215,13 +203,13 @@ static int idx_expect_end(idx_reader *rd)
     if (rc)
         return rc;
     if (got)
-        return idx_fail(rd->errbuf, rd->errlen, SFL_EFORMAT,
+        return sfl_fail(rd->errbuf, rd->errlen, SFL_EFORMAT,
                         "%s: trailing data after the %zu bytes of data", rd->path, rd->data_got);
     /* a gzip stream cut after the data but before its trailer ends quietly */
     int zerr = Z_OK;
     const char *msg = idx_gzmsg(rd, &zerr);
     if (zerr != Z_OK)
-        return idx_fail(rd->errbuf, rd->errlen, SFL_EFORMAT, "%s: bad gzip stream: %s",
+        return sfl_fail(rd->errbuf, rd->errlen, SFL_EFORMAT, "%s: bad gzip stream: %s",
                         rd->path, msg);
     return 0;
 }
@@ -249,13 +237,13 @@ static int idx_load(const char *path, const uint32_t *idx, size_t count, size_t 
     if (idx) {
         for (size_t i = 0; i < count; i++) {
             if (idx[i] >= out->n) {
-                rc = idx_fail(errbuf, errlen, SFL_ERANGE,
+                rc = sfl_fail(errbuf, errlen, SFL_ERANGE,
                               "%s: index %u out of range (the file has %u items)", path,
                               (unsigned)idx[i], (unsigned)out->n);
                 goto out;
             }
             if (i > 0 && idx[i] <= idx[i - 1]) {
-                rc = idx_fail(errbuf, errlen, SFL_EINVAL,
+                rc = sfl_fail(errbuf, errlen, SFL_EINVAL,
                               "%s: indices not strictly ascending at position %zu", path, i);
                 goto out;
             }
@@ -266,7 +254,7 @@ static int idx_load(const char *path, const uint32_t *idx, size_t count, size_t 
     out->data = malloc(keep > 0 ? keep * item : 1);
     scratch = malloc(IDX_SCRATCH);
     if (!out->data || !scratch) {
-        rc = idx_fail(errbuf, errlen, SFL_ENOMEM, "%s: out of memory for %zu bytes", path,
+        rc = sfl_fail(errbuf, errlen, SFL_ENOMEM, "%s: out of memory for %zu bytes", path,
                       keep * item);
         goto out;
     }
@@ -308,7 +296,7 @@ int sfl_idx_load_subset(const char *path, const uint32_t *idx, size_t count, siz
 {
     if (!idx && count) {
         memset(out, 0, sizeof *out);
-        return idx_fail(errbuf, errlen, SFL_EINVAL, "%s: no index list", path);
+        return sfl_fail(errbuf, errlen, SFL_EINVAL, "%s: no index list", path);
     }
     static const uint32_t none[1];
     return idx_load(path, idx ? idx : none, count, max_bytes, out, errbuf, errlen);

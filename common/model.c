@@ -1,7 +1,6 @@
 #include "model.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,17 +25,6 @@ struct sfl_workspace {
     float *block;                           /* the one allocation behind all of them */
 };
 
-static int model_fail(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (errbuf && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return SFL_EINVAL;
-}
-
 /* "784-256-10": decimal sizes in [1, MODEL_SIZE_MAX] separated by '-'. */
 static int model_parse_sizes(const char *spec, const char *list, int *sizes, int *count,
                              char *errbuf, size_t errlen)
@@ -54,16 +42,16 @@ static int model_parse_sizes(const char *spec, const char *list, int *sizes, int
         }
         if (p == tok || (*p != '-' && *p != '\0')) {
             size_t len = strcspn(tok, "-");
-            return model_fail(errbuf, errlen, "model spec '%s': bad number '%.*s'", spec,
+            return sfl_fail(errbuf, errlen, SFL_EINVAL, "model spec '%s': bad number '%.*s'", spec,
                               (int)(len > 20 ? 20 : len), tok);
         }
         if (k == SFL_MODEL_MAX_LAYERS + 1)
-            return model_fail(errbuf, errlen,
+            return sfl_fail(errbuf, errlen, SFL_EINVAL,
                               "model spec '%s': too many layers (at most %d dense layers)",
                               spec, SFL_MODEL_MAX_LAYERS);
         if (v < 1 || v > MODEL_SIZE_MAX)
-            return model_fail(errbuf, errlen, "model spec '%s': size %.*s out of range [1, %u]",
-                              spec, (int)(p - tok > 20 ? 20 : p - tok), tok, MODEL_SIZE_MAX);
+            return sfl_fail(errbuf, errlen, SFL_EINVAL,
+                            "model spec '%s': size %.*s out of range [1, %u]", spec, (int)(p - tok > 20 ? 20 : p - tok), tok, MODEL_SIZE_MAX);
         sizes[k++] = (int)v;
         if (*p == '\0')
             break;
@@ -81,7 +69,7 @@ int sfl_model_create(sfl_model *m, const char *spec, char *errbuf, size_t errlen
     if (errbuf && errlen)
         errbuf[0] = '\0';
     if (strlen(spec) >= SFL_SPEC_MAX)
-        return model_fail(errbuf, errlen, "model spec too long (max %d characters)",
+        return sfl_fail(errbuf, errlen, SFL_EINVAL, "model spec too long (max %d characters)",
                           SFL_SPEC_MAX - 1);
 
     if (strcmp(spec, "logreg") == 0) {
@@ -92,18 +80,18 @@ int sfl_model_create(sfl_model *m, const char *spec, char *errbuf, size_t errlen
         if ((rc = model_parse_sizes(spec, spec + 7, sizes, &count, errbuf, errlen)) != 0)
             return rc;
         if (count != 2)
-            return model_fail(errbuf, errlen,
+            return sfl_fail(errbuf, errlen, SFL_EINVAL,
                               "model spec '%s': logreg takes exactly two sizes (IN-CLASSES)",
                               spec);
     } else if (strncmp(spec, "mlp:", 4) == 0) {
         if ((rc = model_parse_sizes(spec, spec + 4, sizes, &count, errbuf, errlen)) != 0)
             return rc;
         if (count < 3)
-            return model_fail(errbuf, errlen,
+            return sfl_fail(errbuf, errlen, SFL_EINVAL,
                               "model spec '%s': mlp needs IN-HIDDEN...-CLASSES (at least one "
                               "hidden layer)", spec);
     } else {
-        return model_fail(errbuf, errlen,
+        return sfl_fail(errbuf, errlen, SFL_EINVAL,
                           "model spec '%s': unknown kind '%.*s' (want logreg or "
                           "mlp:IN-HIDDEN...-CLASSES)", spec, (int)strcspn(spec, ":"), spec);
     }
@@ -113,7 +101,7 @@ int sfl_model_create(sfl_model *m, const char *spec, char *errbuf, size_t errlen
     for (int l = 0; l + 1 < count; l++) {
         total += (uint64_t)sizes[l] * (uint64_t)sizes[l + 1] + (uint64_t)sizes[l + 1];
         if (total > MODEL_PARAMS_MAX)
-            return model_fail(errbuf, errlen,
+            return sfl_fail(errbuf, errlen, SFL_EINVAL,
                               "model spec '%s': too large (over %llu parameters)", spec,
                               (unsigned long long)MODEL_PARAMS_MAX);
     }
