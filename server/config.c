@@ -22,10 +22,10 @@ void sfl_server_config_defaults(sfl_server_config *cfg)
     cfg->seed = 1;
     cfg->max_samples = 1000000000ULL;
     cfg->rule = SFL_AGG_WEIGHTED;
-    cfg->epochs = 2;
+    cfg->epochs = 4;
     cfg->batch = 32;
-    cfg->lr = 0.05f;
-    cfg->momentum = 0.0f;
+    cfg->lr = 0.02f;
+    cfg->momentum = 0.9f;
 }
 
 static int copy_str(char *dst, size_t cap, const char *v, const char *name, char *err,

@@ -40,7 +40,7 @@ static const char usage[] =
     "  --max-samples N        largest sample count a client may claim (default 1000000000)\n"
     "  --epochs E --batch B --lr LR --momentum M\n"
     "                         local training recipe sent with each task\n"
-    "                         (defaults 2, 32, 0.05, 0)\n"
+    "                         (defaults 4, 32, 0.02, 0.9)\n"
     "  --seed S               run seed: initial model and data partition (default 1)\n"
     "  --eval-limit N         evaluate on the first N test images only (default all)\n"
     "  --metrics-out FILE     per-round CSV (created or truncated)\n"
