@@ -9,7 +9,7 @@
 #include "rng.h"
 
 #define DATA_CLASSES 10
-#define DATA_MAX_BYTES ((size_t)1 << 28)   /* per file; floats take 4x this */
+#define DATA_MAX_BYTES ((size_t)1 << 28)   /* per file */
 #define DATA_SPLIT_MAX 32
 #define DATA_PATH_MAX 4096
 
@@ -90,7 +90,6 @@ int sfl_data_load(const char *dir, const char *split, const uint32_t *idx, size_
 {
     char img[DATA_PATH_MAX], lab[DATA_PATH_MAX];
     sfl_idx hi, hl, xi = { 0 }, yl = { 0 };
-    size_t total;
     int rc;
 
     memset(out, 0, sizeof *out);
@@ -141,15 +140,8 @@ int sfl_data_load(const char *dir, const char *split, const uint32_t *idx, size_
         goto out;
     }
 
-    total = (size_t)xi.n * xi.item_size;
-    out->x = malloc(total ? total * sizeof *out->x : 1);
-    if (!out->x) {
-        rc = sfl_fail(errbuf, errlen, SFL_ENOMEM, "%s: out of memory for %zu floats", img,
-                       total);
-        goto out;
-    }
-    for (size_t i = 0; i < total; i++)
-        out->x[i] = (float)xi.data[i] / 255.0f;
+    out->px = xi.data;   /* ownership moves to out: no second copy */
+    xi.data = NULL;
     out->y = yl.data;   /* ownership moves to out */
     yl.data = NULL;
     out->n = xi.n;
@@ -164,9 +156,32 @@ out:
     return rc;
 }
 
+/* One row: a fixed inner count lets the compiler vectorise the conversion. */
+static void data_row(float *restrict dst, const uint8_t *restrict src, size_t dim)
+{
+    size_t j = 0;
+    for (; j + 8 <= dim; j += 8)
+        for (int k = 0; k < 8; k++)
+            dst[j + k] = (float)src[j + k] / 255.0f;
+    for (; j < dim; j++)
+        dst[j] = (float)src[j] / 255.0f;
+}
+
+void sfl_dataset_gather(const sfl_dataset *d, const uint32_t *idx, size_t n, float *x,
+                        uint8_t *y)
+{
+    const size_t dim = d->dim;
+    for (size_t i = 0; i < n; i++) {
+        size_t src = idx ? (size_t)idx[i] : i;
+        data_row(x + i * dim, d->px + src * dim, dim);
+        if (y)
+            y[i] = d->y[src];
+    }
+}
+
 void sfl_dataset_free(sfl_dataset *d)
 {
-    free(d->x);
+    free(d->px);
     free(d->y);
     memset(d, 0, sizeof *d);
 }

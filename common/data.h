@@ -5,8 +5,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Pixels stay as raw bytes, a quarter of their size as floats: the
+ * feature j of row i is px[i * dim + j] / 255.0f, made by
+ * sfl_dataset_gather one batch at a time. */
 typedef struct {
-    float *x;           /* n * dim, pixel/255 */
+    uint8_t *px;        /* n * dim raw pixels */
     uint8_t *y;         /* n labels in [0, classes) */
     size_t n;
     size_t dim;
@@ -31,6 +34,11 @@ int sfl_data_load(const char *dir, const char *split, const uint32_t *idx, size_
                   sfl_dataset *out, char *errbuf, size_t errlen);
 /* Number of examples in a split (reads the label file's header only). */
 int sfl_data_count(const char *dir, const char *split, size_t *n, char *errbuf, size_t errlen);
+/* Rows idx[0..n) of d (idx NULL: rows 0..n-1) as features into x (n * dim
+ * floats, px / 255.0f) and their labels into y (n bytes; y may be NULL).
+ * Every index must be < d->n. */
+void sfl_dataset_gather(const sfl_dataset *d, const uint32_t *idx, size_t n, float *x,
+                        uint8_t *y);
 /* Frees and zeroes d; safe on a zeroed or already freed d. */
 void sfl_dataset_free(sfl_dataset *d);
 

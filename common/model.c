@@ -390,14 +390,25 @@ int sfl_model_evaluate(const sfl_model *m, const sfl_dataset *d, double *accurac
     if (!ws)
         return SFL_ENOMEM;
 
+    float *xb = malloc(bs * d->dim * sizeof *xb);
+    if (!xb) {
+        sfl_workspace_free(ws);
+        return SFL_ENOMEM;
+    }
+
     double sum = 0.0;
     size_t hits = 0;
     for (size_t start = 0; start < d->n; start += bs) {
         size_t nb = d->n - start < bs ? d->n - start : bs, c;
-        sum += sfl_model_loss(m, ws, m->params, d->x + start * d->dim, d->y + start, nb, NULL,
-                              &c) * (double)nb;
+        sfl_dataset rows = *d;   /* a view of rows start..start+nb */
+        rows.px += start * d->dim;
+        rows.y += start;
+        rows.n = nb;
+        sfl_dataset_gather(&rows, NULL, nb, xb, NULL);
+        sum += sfl_model_loss(m, ws, m->params, xb, d->y + start, nb, NULL, &c) * (double)nb;
         hits += c;
     }
+    free(xb);
     sfl_workspace_free(ws);
     if (accuracy)
         *accuracy = (double)hits / (double)d->n;
@@ -417,7 +428,7 @@ typedef struct {
 static int model_train_epochs(sfl_model *m, const sfl_dataset *d, const sfl_train_opts *o,
                               size_t bs, const model_train_buf *b, double *last_epoch_loss)
 {
-    const size_t n = d->n, dim = d->dim, np = m->nparams;
+    const size_t n = d->n, np = m->nparams;
     float *p = m->params;
     double epoch_loss = 0.0;
 
@@ -433,11 +444,7 @@ static int model_train_epochs(sfl_model *m, const sfl_dataset *d, const sfl_trai
         epoch_loss = 0.0;
         for (size_t start = 0; start < n; start += bs) {
             size_t nb = n - start < bs ? n - start : bs;
-            for (size_t i = 0; i < nb; i++) {
-                size_t src = b->perm[start + i];
-                memcpy(b->xb + i * dim, d->x + src * dim, dim * sizeof *b->xb);
-                b->yb[i] = d->y[src];
-            }
+            sfl_dataset_gather(d, b->perm + start, nb, b->xb, b->yb);
             double l = sfl_model_loss(m, b->ws, p, b->xb, b->yb, nb, b->grad, NULL);
             if (!isfinite(l))
                 return SFL_ERANGE;

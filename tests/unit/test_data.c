@@ -140,17 +140,26 @@ static void test_load_fashion_test_split(void **state)
 
     double s0 = 0, slast = 0;
     float mx = 0;
+    float row[784];
+    const uint32_t last = 9999;
+    sfl_dataset_gather(&d, NULL, 1, row, NULL);
     for (size_t j = 0; j < 784; j++) {
-        float v = d.x[j];
+        float v = row[j];
         assert_true(v >= 0.0f && v <= 1.0f);
+        assert_true(v == (float)d.px[j] / 255.0f);
         s0 += v * 255.0f;
         mx = v > mx ? v : mx;
-        slast += d.x[9999 * 784 + j] * 255.0f;
     }
+    uint8_t ylast;
+    sfl_dataset_gather(&d, &last, 1, row, &ylast);
+    assert_int_equal(ylast, d.y[9999]);
+    for (size_t j = 0; j < 784; j++)
+        slast += row[j] * 255.0f;
     assert_true(s0 > 33455.5 && s0 < 33456.5);
     assert_true(slast > 24389.5 && slast < 24390.5);
     assert_true(mx == 1.0f);
-    assert_true(d.x[0] == 0.0f);
+    assert_true(d.px[0] == 0);
+    assert_int_equal(d.px[9999 * 784 + 400], (uint8_t)(row[400] * 255.0f + 0.5f));
 
     /* a shard loads exactly the same rows as the full load */
     uint32_t *idx;
@@ -162,8 +171,21 @@ static void test_load_fashion_test_split(void **state)
     assert_int_equal(s.dim, 784);
     for (size_t i = 0; i < cnt; i++) {
         assert_int_equal(s.y[i], d.y[idx[i]]);
-        assert_memory_equal(s.x + i * 784, d.x + (size_t)idx[i] * 784, 784 * sizeof(float));
+        assert_memory_equal(s.px + i * 784, d.px + (size_t)idx[i] * 784, 784);
     }
+    /* and gathers the same features: the shard's rows 0..cnt-1 = d's rows idx */
+    float *xs = malloc(cnt * 784 * sizeof *xs), *xd = malloc(cnt * 784 * sizeof *xd);
+    uint8_t *yd = malloc(cnt);
+    assert_non_null(xs);
+    assert_non_null(xd);
+    assert_non_null(yd);
+    sfl_dataset_gather(&s, NULL, cnt, xs, NULL);
+    sfl_dataset_gather(&d, idx, cnt, xd, yd);
+    assert_memory_equal(xs, xd, cnt * 784 * sizeof *xs);
+    assert_memory_equal(yd, s.y, cnt);
+    free(xs);
+    free(xd);
+    free(yd);
     free(idx);
     sfl_dataset_free(&s);
     sfl_dataset_free(&d);
@@ -187,6 +209,54 @@ static void test_count_train(void **state)
     assert_int_equal(d.n, 100);
     assert_int_equal(d.y[0], 9);
     sfl_dataset_free(&d);
+}
+
+/* sfl_dataset_gather: exact px / 255.0f for every byte value, rows picked
+ * by index (repeats and any order allowed) or 0..n-1, labels optional. */
+static void test_gather(void **state)
+{
+    (void)state;
+    enum { N = 5, DIM = 67 };   /* DIM not a multiple of 8: the tail path */
+    uint8_t px[N * DIM], y[N] = { 3, 1, 4, 1, 5 };
+    for (size_t i = 0; i < sizeof px; i++)
+        px[i] = (uint8_t)(i * 7 + 3);   /* 335 bytes: every value 0..255 appears */
+    sfl_dataset d = { .px = px, .y = y, .n = N, .dim = DIM, .classes = 10 };
+
+    float x[N * DIM];
+    uint8_t yo[N];
+    memset(yo, 0xee, sizeof yo);
+    sfl_dataset_gather(&d, NULL, N, x, yo);
+    for (size_t i = 0; i < N * DIM; i++)
+        assert_true(x[i] == (float)px[i] / 255.0f);
+    assert_memory_equal(yo, y, N);
+    /* a few exact values */
+    px[0] = 0;
+    px[1] = 255;
+    px[2] = 51;
+    sfl_dataset_gather(&d, NULL, 1, x, NULL);
+    assert_true(x[0] == 0.0f);
+    assert_true(x[1] == 1.0f);
+    assert_true(x[2] == 0.2f);
+
+    /* by index, out of order and repeated; y NULL leaves labels alone */
+    const uint32_t pick[] = { 4, 0, 2, 4 };
+    float xp[4 * DIM];
+    for (size_t i = 0; i < 4 * DIM; i++)
+        xp[i] = -1.0f;
+    sfl_dataset_gather(&d, pick, 4, xp, NULL);
+    for (size_t r = 0; r < 4; r++)
+        for (size_t j = 0; j < DIM; j++)
+            assert_true(xp[r * DIM + j] == (float)px[pick[r] * DIM + j] / 255.0f);
+    memset(yo, 0xee, sizeof yo);
+    sfl_dataset_gather(&d, pick, 4, xp, yo);
+    const uint8_t want[] = { 5, 3, 4, 5 };
+    assert_memory_equal(yo, want, 4);
+    assert_int_equal(yo[4], 0xee);   /* nothing past n */
+
+    /* n = 0 writes nothing */
+    xp[0] = -1.0f;
+    sfl_dataset_gather(&d, pick, 0, xp, yo);
+    assert_true(xp[0] == -1.0f);
 }
 
 static void write_gz(const char *name, const uint8_t *b, size_t len)
@@ -222,14 +292,18 @@ static void test_load_errors(void **state)
     assert_int_equal(sfl_data_load(tmpdir, "ok", NULL, 0, &d, err, sizeof err), 0);
     assert_int_equal(d.n, 3);
     assert_int_equal(d.dim, 4);
-    assert_true(d.x[11] == 1.0f);
-    assert_true(d.x[1] == 1.0f / 255.0f);
+    assert_int_equal(d.px[11], 255);
+    assert_int_equal(d.px[1], 1);
+    float x[3 * 4];
+    sfl_dataset_gather(&d, NULL, 3, x, NULL);
+    assert_true(x[11] == 1.0f);
+    assert_true(x[1] == 1.0f / 255.0f);
     sfl_dataset_free(&d);
 
     assert_int_equal(sfl_data_load(tmpdir, "bad", NULL, 0, &d, err, sizeof err), SFL_EFORMAT);
     assert_non_null(strstr(err, "bad-labels-idx1-ubyte.gz"));
     assert_non_null(strstr(err, "label 12"));
-    assert_null(d.x);
+    assert_null(d.px);
     /* the bad label is outside this subset */
     const uint32_t other[] = { 0, 2 };
     assert_int_equal(sfl_data_load(tmpdir, "bad", other, 2, &d, err, sizeof err), 0);
@@ -282,6 +356,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_partition_bad_args),
         cmocka_unit_test(test_load_fashion_test_split),
         cmocka_unit_test(test_count_train),
+        cmocka_unit_test(test_gather),
         cmocka_unit_test(test_load_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

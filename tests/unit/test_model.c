@@ -311,9 +311,9 @@ static void test_loss_misuse(void **state)
     assert_false(isnan(sfl_model_loss(&m, ws, m.params, x, y, 1, NULL, NULL)));
 
     /* evaluate and train refuse data that does not fit the model */
-    float dx[3 * 21] = { 0 };
+    uint8_t dx[3 * 21] = { 0 };
     uint8_t dy[3] = { 0, 1, 2 };
-    sfl_dataset d = { .x = dx, .y = dy, .n = 3, .dim = 21, .classes = 10 };
+    sfl_dataset d = { .px = dx, .y = dy, .n = 3, .dim = 21, .classes = 10 };
     double acc, loss;
     sfl_train_opts o = { .epochs = 1, .batch = 2, .lr = 0.1f };
     assert_int_equal(sfl_model_evaluate(&m, &d, &acc, &loss), SFL_EINVAL);
@@ -343,7 +343,7 @@ static void test_loss_misuse(void **state)
 
     /* a step size that makes the loss overflow is reported, not hidden */
     for (int i = 0; i < 3 * 20; i++)
-        dx[i] = 1000.0f;
+        dx[i] = 255;
     sfl_model_init(&m, 1);
     o.lr = 1e30f;
     o.epochs = 5;
@@ -386,6 +386,21 @@ static void test_train_logreg_real(void **state)
                   loss1, acc0, acc1, mean);
     assert_true(loss1 < 0.5 * loss0);
     assert_true(acc1 > 0.7 && acc1 > acc0 + 0.5);
+
+    /* evaluate's batches of 1000 see the same rows as one batch of all N */
+    float *x = malloc((size_t)N * 784 * sizeof *x);
+    uint8_t y[N];
+    sfl_workspace *ws = sfl_workspace_new(&m, N);
+    assert_non_null(x);
+    assert_non_null(ws);
+    sfl_dataset_gather(&d, NULL, N, x, y);
+    assert_memory_equal(y, d.y, N);
+    size_t hits;
+    double whole = sfl_model_loss(&m, ws, m.params, x, y, N, NULL, &hits);
+    assert_true(fabs(whole - loss1) < 1e-9 * (1 + whole));
+    assert_true((double)hits / N == acc1);
+    sfl_workspace_free(ws);
+    free(x);
 
     /* the same options replay bit for bit; another round shuffles otherwise */
     assert_int_equal(sfl_model_train(&again, &d, &o, &mean2), 0);
