@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Golden constants for tests/unit/test_zgen.c, computed without libsodium.
+
+The shared-randomness generator (common/zgen.h) is re-implemented here from
+its definition: BLAKE2b from Python's hashlib (person=, key=, digest_size=)
+and ChaCha20 written out from RFC 7539 section 2.3, in the original variant
+that libsodium's crypto_stream_chacha20 uses: state words 12-13 hold a 64-bit
+block counter (low word first) and words 14-15 the 8-byte nonce (all zero).
+
+Run it with no arguments; it prints C initialisers to paste into the test.
+"""
+
+import hashlib
+import struct
+
+MASK = 0xFFFFFFFF
+PERSONAL_Z = b"seedfl-z/1"
+
+
+def rotl(v, n):
+    return ((v << n) & MASK) | (v >> (32 - n))
+
+
+def quarter(s, a, b, c, d):
+    s[a] = (s[a] + s[b]) & MASK; s[d] = rotl(s[d] ^ s[a], 16)
+    s[c] = (s[c] + s[d]) & MASK; s[b] = rotl(s[b] ^ s[c], 12)
+    s[a] = (s[a] + s[b]) & MASK; s[d] = rotl(s[d] ^ s[a], 8)
+    s[c] = (s[c] + s[d]) & MASK; s[b] = rotl(s[b] ^ s[c], 7)
+
+
+def chacha20_block(key, counter, nonce=bytes(8)):
+    """One 64-byte block: 64-bit counter in words 12-13, 64-bit nonce in 14-15."""
+    state = [0x61707865, 0x3320646E, 0x79622D32, 0x6B206574]
+    state += list(struct.unpack("<8I", key))
+    state += [counter & MASK, counter >> 32]
+    state += list(struct.unpack("<2I", nonce))
+    w = state[:]
+    for _ in range(10):
+        quarter(w, 0, 4, 8, 12); quarter(w, 1, 5, 9, 13)
+        quarter(w, 2, 6, 10, 14); quarter(w, 3, 7, 11, 15)
+        quarter(w, 0, 5, 10, 15); quarter(w, 1, 6, 11, 12)
+        quarter(w, 2, 7, 8, 13); quarter(w, 3, 4, 9, 14)
+    return struct.pack("<16I", *[(w[i] + state[i]) & MASK for i in range(16)])
+
+
+def keystream(key, nbytes, first_block=0):
+    out = bytearray()
+    b = first_block
+    while len(out) < nbytes:
+        out += chacha20_block(key, b)
+        b += 1
+    return bytes(out[:nbytes])
+
+
+def zkey(domain, model_id, tensor, seed):
+    msg = bytes([len(domain)]) + domain + struct.pack("<QI", model_id, tensor) + seed
+    return hashlib.blake2b(msg, digest_size=32, person=PERSONAL_Z).digest()
+
+
+def coord(stream, j):
+    """z_j as +1 / -1."""
+    return -1 if (stream[j // 8] >> (j % 8)) & 1 else 1
+
+
+def packed_bits(stream, start, n):
+    """Coordinates [start, start + n) packed as sfl_z_bits writes them:
+    bit i (byte i / 8, bit i % 8) is coordinate start + i, 1 meaning -1;
+    unused high bits of the last byte are zero."""
+    v = int.from_bytes(stream, "little") >> start
+    v &= (1 << n) - 1
+    return v.to_bytes((n + 7) // 8, "little")
+
+
+def root(run_seed):
+    return hashlib.blake2b(struct.pack("<Q", run_seed), digest_size=32,
+                           person=b"seedfl-root/1").digest()
+
+
+def pool_seed(rt, k):
+    return hashlib.blake2b(struct.pack("<I", k), digest_size=32, key=rt,
+                           person=b"seedfl-pool/1").digest()
+
+
+def derived_seed(rt, rnd, pk, step):
+    msg = struct.pack("<I", rnd) + pk + struct.pack("<I", step)
+    return hashlib.blake2b(msg, digest_size=32, key=rt,
+                           person=b"seedfl-derive/1").digest()
+
+
+def model_id(spec):
+    d = hashlib.blake2b(spec, digest_size=32, person=b"seedfl-model/1").digest()
+    return struct.unpack("<Q", d[:8])[0]
+
+
+def c_bytes(b):
+    hexes = ["0x%02x" % x for x in b]
+    lines = [", ".join(hexes[i:i + 12]) for i in range(0, len(hexes), 12)]
+    return "{\n    " + ",\n    ".join(lines) + ",\n}"
+
+
+# The fixed inputs the test uses.
+DOMAIN = b"zo-pool"
+MODEL_ID = 0x0123456789ABCDEF
+TENSOR = 3
+SEED = bytes(range(32))               # 0x00, 0x01, ..., 0x1f
+N_DIGEST = 1000000
+COORDS = list(range(16)) + [511, 512, 513, 1000007]
+SLICE_START, SLICE_N = 777777, 100003
+PK = bytes(range(0x20, 0x40))          # client public key 0x20 ... 0x3f
+HIGH_START = (1 << 41) - 40            # 80 coordinates across block 2^32: the
+HIGH_N = 80                            # carry into counter word 13
+
+
+def self_check():
+    """The ChaCha20 block function against published vectors: the all-zero
+    key, nonce and counter block (original variant), and RFC 7539 2.3.2 with
+    its 32-bit counter 1 and 96-bit nonce 00000009 0000004a 00000000 mapped
+    onto words 12-15 as a 64-bit counter and a 64-bit nonce."""
+    assert chacha20_block(bytes(32), 0).hex() == (
+        "76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7"
+        "da41597c5157488d7724e03fb8d84a376a43b8f41518a11cc387b669b2ee6586")
+    assert chacha20_block(bytes(range(32)), 1 | 0x09000000 << 32,
+                          bytes([0, 0, 0, 0x4A, 0, 0, 0, 0])).hex() == (
+        "10f1e7e4d13b5915500fdd1fa32071c4c7d1f4c733c068030422aa9ac3d46c4e"
+        "d2826446079faa0914c2d705d98b02a2b5129cd1de164eb9cbd083e8a2503c4e")
+
+
+def main():
+    self_check()
+    key = zkey(DOMAIN, MODEL_ID, TENSOR, SEED)
+    need = (max(COORDS[-1], SLICE_START + SLICE_N) + 8) // 8
+    ks = keystream(key, max(need, N_DIGEST // 8))
+    print("/* generated by tests/tools/zgen_golden.py */")
+    print("static const uint8_t golden_key[32] = %s;" % c_bytes(key))
+    print("static const uint64_t golden_coord_index[] = { %s };"
+          % ", ".join(str(j) for j in COORDS))
+    print("static const int golden_coord_value[] = { %s };"
+          % ", ".join(str(coord(ks, j)) for j in COORDS))
+    dig = hashlib.blake2b(packed_bits(ks, 0, N_DIGEST), digest_size=32).digest()
+    print("/* BLAKE2b-256 (plain) of the packed bits of coordinates [0, %d) */" % N_DIGEST)
+    print("static const uint8_t golden_digest_1e6[32] = %s;" % c_bytes(dig))
+    dig = hashlib.blake2b(packed_bits(ks, SLICE_START, SLICE_N), digest_size=32).digest()
+    print("/* the same for coordinates [%d, %d) */" % (SLICE_START, SLICE_START + SLICE_N))
+    print("static const uint8_t golden_digest_slice[32] = %s;" % c_bytes(dig))
+
+    first = HIGH_START // 512
+    ks_high = keystream(key, 2 * 64, first)
+    print("/* coordinates [2^41 - 40, 2^41 + 40), packed the same way */")
+    print("static const uint8_t golden_high[%d] = %s;"
+          % ((HIGH_N + 7) // 8, c_bytes(packed_bits(ks_high, HIGH_START - first * 512, HIGH_N))))
+
+    rt = root(1)
+    print("static const uint8_t golden_root1[32] = %s;" % c_bytes(rt))
+    print("static const uint8_t golden_pool0[32] = %s;" % c_bytes(pool_seed(rt, 0)))
+    print("static const uint8_t golden_pool4095[32] = %s;" % c_bytes(pool_seed(rt, 4095)))
+    print("/* round 7, client key 0x20..0x3f, step 2 */")
+    print("static const uint8_t golden_derived[32] = %s;"
+          % c_bytes(derived_seed(rt, 7, PK, 2)))
+    print("static const uint64_t golden_model_logreg = 0x%016xULL;" % model_id(b"logreg"))
+
+
+if __name__ == "__main__":
+    main()
