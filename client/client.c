@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <sodium.h>
+#include <sys/resource.h>
 
 #include "chan.h"
 #include "conn.h"
@@ -15,8 +16,11 @@
 #include "log.h"
 #include "model.h"
 #include "util.h"
+#include "zo.h"
 
 #define CHUNK_FLOATS (SFL_CHUNK_BYTES / 4)
+#define ZO_RELAY_MAX_BYTES (64u << 20) /* derived scalars held for one replay */
+#define ZO_RELAY_MAX_CLIENTS 100000
 
 typedef struct {
     const sfl_client_config *cfg;
@@ -31,6 +35,18 @@ typedef struct {
     float *start;        /* parameters at the start of local training */
     uint64_t seed;
     uint32_t total_rounds;
+    uint8_t pub[32];     /* own public key: derived seeds are keyed by it */
+    /* zo mode: the run's root and this round's published replay terms */
+    int have_root;
+    uint8_t zo_root[32];
+    uint32_t zo_round;   /* round the collected terms belong to */
+    uint32_t *zo_seeds;  /* pool: seeds and their sums */
+    double *zo_sums;
+    size_t zo_n;
+    sfl_zo_contrib *zo_contrib; /* derived: one per client, q owned */
+    size_t zo_ncontrib, zo_relay_bytes;
+    int zo_bad;          /* the terms broke a rule: do not replay, resync */
+    int resyncing;       /* asked for the full model; tasks wait for it */
     char *err;
     size_t errlen;
 } client;
@@ -160,17 +176,219 @@ static int send_update(client *c, const Seedfl__Task *t, double loss)
     return rc;
 }
 
+static void zo_terms_clear(client *c)
+{
+    for (size_t i = 0; i < c->zo_ncontrib; i++)
+        free((void *)c->zo_contrib[i].q);
+    free(c->zo_contrib);
+    free(c->zo_seeds);
+    free(c->zo_sums);
+    c->zo_contrib = NULL;
+    c->zo_seeds = NULL;
+    c->zo_sums = NULL;
+    c->zo_n = c->zo_ncontrib = c->zo_relay_bytes = 0;
+    c->zo_bad = 0;
+}
+
+/* Collect one part of a zo round's replay terms. Terms that break a rule
+ * (order, size, count) are not an attack on the client: it just refuses to
+ * replay them and asks for the full model instead. */
+static int on_zo_delta(client *c, const Seedfl__ZoDelta *d)
+{
+    if (d->round != c->zo_round) {
+        zo_terms_clear(c);
+        c->zo_round = d->round;
+    }
+    if (c->zo_bad)
+        return 0;
+    if (d->n_seeds != d->n_sums || (d->n_seeds && d->client_key.len)) {
+        c->zo_bad = 1;
+        return 0;
+    }
+    if (d->n_seeds) {
+        if (c->zo_n + d->n_seeds > SFL_ZO_POOL_MAX) {
+            c->zo_bad = 1;
+            return 0;
+        }
+        uint32_t *ns = realloc(c->zo_seeds, (c->zo_n + d->n_seeds) * sizeof *ns);
+        if (ns)
+            c->zo_seeds = ns;
+        double *nv = realloc(c->zo_sums, (c->zo_n + d->n_seeds) * sizeof *nv);
+        if (nv)
+            c->zo_sums = nv;
+        if (!ns || !nv)
+            return fail(c, SFL_ENOMEM, "out of memory for the round's replay terms");
+        memcpy(c->zo_seeds + c->zo_n, d->seeds, d->n_seeds * sizeof *ns);
+        memcpy(c->zo_sums + c->zo_n, d->sums, d->n_seeds * sizeof *nv);
+        c->zo_n += d->n_seeds;
+        return 0;
+    }
+    if (d->client_key.len != 32 || d->q.len == 0 || d->q.len > SFL_ZO_STEPS_MAX ||
+        c->zo_ncontrib >= ZO_RELAY_MAX_CLIENTS ||
+        c->zo_relay_bytes + d->q.len > ZO_RELAY_MAX_BYTES) {
+        c->zo_bad = 1;
+        return 0;
+    }
+    sfl_zo_contrib *nc = realloc(c->zo_contrib, (c->zo_ncontrib + 1) * sizeof *nc);
+    if (!nc)
+        return fail(c, SFL_ENOMEM, "out of memory for the round's replay terms");
+    c->zo_contrib = nc;
+    uint8_t *q = malloc(d->q.len);
+    if (!q)
+        return fail(c, SFL_ENOMEM, "out of memory for the round's replay terms");
+    memcpy(q, d->q.data, d->q.len);
+    sfl_zo_contrib *e = &c->zo_contrib[c->zo_ncontrib++];
+    memcpy(e->key, d->client_key.data, 32);
+    e->weight = d->weight;
+    e->q = q;
+    e->nq = d->q.len;
+    c->zo_relay_bytes += d->q.len;
+    return 0;
+}
+
+static int send_resync(client *c)
+{
+    Seedfl__Resync r = SEEDFL__RESYNC__INIT;
+    r.model_version = c->model_version;
+    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+    env.msg_case = SEEDFL__ENVELOPE__MSG_RESYNC;
+    env.resync = &r;
+    c->model_version = UINT64_MAX;
+    c->resyncing = 1;
+    return send_env(c, &env);
+}
+
+/* A zo round's result: replay the published terms from the round's starting
+ * model and check the digest; on any doubt, ask for the full model. */
+static int on_zo_result(client *c, const Seedfl__Result *r)
+{
+    if (c->model_version == UINT64_MAX || c->model_version + 1 != r->model_version ||
+        !c->have_root) {
+        zo_terms_clear(c);
+        return 0; /* not in sync: the full model comes with the next task */
+    }
+    sfl_zlayout lay;
+    sfl_zo_layout(&c->model, &lay);
+    if (c->zo_round != r->round)
+        zo_terms_clear(c); /* left over from an earlier round */
+    size_t got = c->zo_n ? c->zo_n : c->zo_ncontrib;
+    int rc = SFL_EINVAL;
+    if (!c->zo_bad && got == r->zo_entries && !(c->zo_n && c->zo_ncontrib)) {
+        if (c->zo_ncontrib)
+            rc = sfl_zo_replay_derived(&lay, c->zo_root, r->round, c->zo_contrib,
+                                       c->zo_ncontrib, r->zo_lr, r->zo_scale, c->model.params);
+        else
+            rc = sfl_zo_replay_pool(&lay, c->zo_root, c->zo_seeds, c->zo_sums, c->zo_n,
+                                    r->zo_lr, c->model.params);
+    }
+    zo_terms_clear(c);
+    if (rc == SFL_ENOMEM)
+        return fail(c, rc, "out of memory replaying round %u", r->round);
+    if (c->cfg->inject_drift && c->cfg->inject_drift == r->round && c->model.nparams) {
+        /* testing aid: one flipped bit must be caught by the digest */
+        uint32_t bits;
+        memcpy(&bits, &c->model.params[0], 4);
+        bits ^= 1u;
+        memcpy(&c->model.params[0], &bits, 4);
+        sfl_warn("drift_injected", "round=%u", r->round);
+    }
+    uint8_t dg[32];
+    sfl_params_digest(c->model.params, c->model.nparams, dg);
+    if (rc == 0 && r->model_digest.len == 32 && sodium_memcmp(dg, r->model_digest.data, 32) == 0) {
+        c->model_version = r->model_version;
+        sfl_debug("replayed", "round=%u terms=%u", r->round, r->zo_entries);
+        return 0;
+    }
+    sfl_warn("replay_mismatch", "round=%u reason=\"%s\" action=resync", r->round,
+             rc < 0 ? "replay terms unusable" : "digest differs from the server's");
+    return send_resync(c);
+}
+
+static int on_task_zo(client *c, const Seedfl__Task *t)
+{
+    const sfl_client_config *cfg = c->cfg;
+    const Seedfl__ZoTask *z = t->zo;
+    if (!z || !z->variant || z->root.len != 32)
+        return fail(c, SFL_EPROTO, "round %u: zo task without its settings", t->round);
+    sfl_zo_opts o;
+    memset(&o, 0, sizeof o);
+    if (!strcmp(z->variant, "pool"))
+        o.variant = SFL_ZO_POOL;
+    else if (!strcmp(z->variant, "derived"))
+        o.variant = SFL_ZO_DERIVED;
+    else
+        return fail(c, SFL_EPROTO, "zo variant '%.20s' is not known to this client", z->variant);
+    memcpy(c->zo_root, z->root.data, 32);
+    c->have_root = 1;
+    o.root = c->zo_root;
+    o.client_pk = c->pub;
+    o.pool_size = z->pool_size;
+    o.steps = z->steps;
+    o.batch = cfg->batch ? cfg->batch : t->batch;
+    o.eps = z->eps;
+    o.lr = cfg->lr > 0 ? cfg->lr : t->lr;
+    o.scale = z->scale;
+    o.seed = c->seed;
+    o.shard = cfg->shard;
+    o.round = t->round;
+    size_t per = o.variant == SFL_ZO_POOL ? SFL_ZO_POOL_BYTES : SFL_ZO_DERIVED_BYTES;
+    if (o.steps < 1 || o.steps > SFL_ZO_STEPS_MAX ||
+        (o.variant == SFL_ZO_POOL && (o.pool_size < 1 || o.pool_size > SFL_ZO_POOL_MAX)))
+        return fail(c, SFL_EPROTO, "zo task has unusable settings (steps %u, pool %u)", o.steps,
+                    o.pool_size);
+    uint8_t *steps = malloc((size_t)o.steps * per);
+    if (!steps)
+        return fail(c, SFL_ENOMEM, "out of memory");
+    memcpy(c->start, c->model.params, c->model.nparams * sizeof(float));
+    double loss = 0, t0 = sfl_now();
+    int rc = sfl_zo_train(&c->model, &c->data, &o, steps, &loss);
+    /* the local trajectory is discarded: every replica replays the result */
+    memcpy(c->model.params, c->start, c->model.nparams * sizeof(float));
+    if (rc < 0) {
+        free(steps);
+        return fail(c, rc, "zo steps failed: %s (eps %g, lr %g, scale %g, batch %u)",
+                    sfl_strerror(rc), (double)o.eps, (double)o.lr, (double)o.scale, o.batch);
+    }
+    sfl_info("zo_trained", "round=%u attempt=%u steps=%u loss=%.4f seconds=%.2f", t->round,
+             t->attempt, o.steps, loss, sfl_now() - t0);
+    Seedfl__ZoUpdate u = SEEDFL__ZO_UPDATE__INIT;
+    u.round = t->round;
+    u.attempt = t->attempt;
+    u.num_samples = c->data.n;
+    u.steps.data = steps;
+    u.steps.len = (size_t)o.steps * per;
+    u.train_loss = loss;
+    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+    env.msg_case = SEEDFL__ENVELOPE__MSG_ZO_UPDATE;
+    env.zo_update = &u;
+    rc = send_env(c, &env);
+    free(steps);
+    return rc;
+}
+
 static int on_task(client *c, const Seedfl__Task *t)
 {
     const sfl_client_config *cfg = c->cfg;
-    if (!t->mode || strcmp(t->mode, "dense") != 0)
+    int zo = t->mode && !strcmp(t->mode, "zo");
+    if (!t->mode || (!zo && strcmp(t->mode, "dense") != 0))
         return fail(c, SFL_EPROTO, "task asks for mode '%s', which this client does not run",
                     t->mode ? t->mode : "");
     uint8_t dg[32];
     sfl_params_digest(c->model.params, c->model.nparams, dg);
     if (c->model_version != t->model_version || t->model_digest.len != 32 ||
-        sodium_memcmp(dg, t->model_digest.data, 32) != 0)
+        sodium_memcmp(dg, t->model_digest.data, 32) != 0) {
+        if (c->resyncing) {
+            /* sent before the server heard our resync: the model and this
+             * task come again */
+            sfl_info("task_deferred", "round=%u reason=\"waiting for the full model\"",
+                     t->round);
+            return 0;
+        }
         return fail(c, SFL_EPROTO, "round %u: local model does not match the server's", t->round);
+    }
+    c->resyncing = 0;
+    if (zo)
+        return on_task_zo(c, t);
     sfl_train_opts o;
     memset(&o, 0, sizeof o);
     o.epochs = (int)(cfg->epochs ? cfg->epochs : t->local_epochs);
@@ -224,8 +442,15 @@ static int session_loop(client *c)
         case SEEDFL__ENVELOPE__MSG_TASK:
             rc = c->have_model_obj ? on_task(c, e->task) : fail(c, SFL_EPROTO, "task before welcome");
             break;
+        case SEEDFL__ENVELOPE__MSG_ZO_DELTA:
+            rc = c->have_model_obj ? on_zo_delta(c, e->zo_delta)
+                                   : fail(c, SFL_EPROTO, "zo terms before welcome");
+            break;
         case SEEDFL__ENVELOPE__MSG_RESULT: {
             const Seedfl__Result *r = e->result;
+            if (r->zo_lr > 0 && c->have_model_obj && !r->finished &&
+                (rc = on_zo_result(c, r)) < 0)
+                break;
             printf("round %u/%u: %u clients, test accuracy %.4f, test loss %.4f\n", r->round,
                    c->total_rounds, r->clients, r->test_accuracy, r->test_loss);
             fflush(stdout);
@@ -276,6 +501,7 @@ int sfl_client_run(const sfl_client_config *cfg, char *err, size_t errlen)
     }
     if ((rc = sfl_keys_load_secret(cfg->key_path, c.s_priv, err, errlen)) < 0)
         goto out;
+    crypto_scalarmult_base(c.pub, c.s_priv);
     if ((rc = sfl_keys_load_public(cfg->server_key_path, c.server_pub, err, errlen)) < 0)
         goto out;
     /* check the data before connecting: a bad folder is the user's error, not the server's */
@@ -294,8 +520,13 @@ out:
     if (c.s_priv)
         sodium_free(c.s_priv);
     free(c.start);
+    zo_terms_clear(&c);
     if (c.have_model_obj)
         sfl_model_free(&c.model);
     sfl_dataset_free(&c.data);
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        sfl_info("client_done", "status=%s peak_rss_kb=%ld", rc < 0 ? "error" : "ok",
+                 ru.ru_maxrss);
     return rc;
 }

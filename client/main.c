@@ -32,6 +32,9 @@ static const char usage[] =
     "  --lr LR              learning rate (default: as the task says)\n"
     "  --momentum M         SGD momentum (default: as the task says)\n"
     "  --name NAME          a name for the server's logs\n"
+    "  --inject-drift R     testing aid (zo mode): flip one bit of the local model after\n"
+    "                       round R's replay, which the digest check must catch and\n"
+    "                       repair by downloading the model\n"
     "  --log-level LEVEL    debug | info | warn | error (default info)\n"
     "  --help               this text\n";
 
@@ -51,6 +54,7 @@ int main(int argc, char **argv)
         {"epochs", required_argument, 0, 0}, {"batch", required_argument, 0, 0},
         {"lr", required_argument, 0, 0},     {"momentum", required_argument, 0, 0},
         {"name", required_argument, 0, 0},   {"log-level", required_argument, 0, 0},
+        {"inject-drift", required_argument, 0, 0},
         {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
     sfl_client_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -118,6 +122,9 @@ int main(int argc, char **argv)
                 return bad(n, optarg, "a number in [0, 0.999]");
             cfg.momentum = (float)d;
             cfg.have_momentum = 1;
+        } else if (!strcmp(n, "inject-drift")) {
+            if (sfl_parse_u32(optarg, 1, UINT32_MAX, &cfg.inject_drift) < 0)
+                return bad(n, optarg, "a round number >= 1");
         } else if (!strcmp(n, "log-level")) {
             if (sfl_log_set_level_name(optarg) < 0)
                 return bad(n, optarg, "debug|info|warn|error");

@@ -7,13 +7,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "zo.h"
+
 enum sfl_agg_rule { SFL_AGG_WEIGHTED, SFL_AGG_MEAN };
 
 typedef struct {
     uint8_t key[32];       /* client public key: canonical order */
     char id[16];           /* short printable id for logs */
     uint64_t num_samples;
-    float *delta;          /* nparams floats, owned by the submission */
+    float *delta;          /* dense: nparams floats, owned by the submission */
+    uint8_t *zo;           /* zo: the packed steps, owned by the submission */
+    size_t zo_len;
     int valid;             /* set by sfl_agg_validate */
     char reason[96];       /* why it was rejected */
 } sfl_submission;
@@ -29,5 +33,22 @@ size_t sfl_agg_validate(sfl_submission *subs, size_t n, size_t nparams, uint64_t
  * none valid params are unchanged. acc is scratch of nparams doubles. */
 size_t sfl_agg_apply(enum sfl_agg_rule rule, const sfl_submission *subs, size_t n, float *params,
                      size_t nparams, double *acc);
+
+/* zo uploads: besides the sample count, exactly steps entries, every seed
+ * index below pool_size (pool variant) and no scalar of -128. Returns the
+ * number valid. */
+size_t sfl_agg_zo_validate(sfl_submission *subs, size_t n, enum sfl_zo_variant variant,
+                           uint32_t steps, uint32_t pool_size, uint64_t max_samples);
+/* Normalized weights of the valid submissions (by samples for
+ * SFL_AGG_WEIGHTED, equal for SFL_AGG_MEAN; 0 for invalid ones); returns
+ * the number valid. */
+size_t sfl_agg_weights(enum sfl_agg_rule rule, const sfl_submission *subs, size_t n, double *w);
+/* The valid zo scalars decoded as q * scale: their root mean square, and
+ * for the pool variant (sums non-NULL, pool_size doubles) the per-seed sums
+ * A_k = sum_i w_i sum_{steps of i on seed k} q * scale, in float64, in
+ * submission order (canonical once sorted). */
+void sfl_agg_zo_stats(const sfl_submission *subs, size_t n, enum sfl_zo_variant variant,
+                      float scale, uint32_t pool_size, const double *w, double *sums,
+                      double *rms);
 
 #endif

@@ -26,6 +26,25 @@ void sfl_server_config_defaults(sfl_server_config *cfg)
     cfg->batch = 32;
     cfg->lr = 0.02f;
     cfg->momentum = 0.9f;
+    cfg->zo_variant = SFL_ZO_POOL;
+    cfg->pool_size = 4096;
+    cfg->local_steps = 200;
+    cfg->eps = 1e-3f;
+    cfg->zo_scale = 0.05f;
+}
+
+void sfl_server_config_finish(sfl_server_config *cfg)
+{
+    if (strcmp(cfg->mode, "zo") != 0)
+        return;
+    if (!(cfg->set & SFL_SET_MODEL))
+        snprintf(cfg->model_spec, sizeof cfg->model_spec, "logreg");
+    if (!(cfg->set & SFL_SET_ROUNDS))
+        cfg->rounds = 100;
+    if (!(cfg->set & SFL_SET_LR))
+        cfg->lr = 0.002f;
+    if (!(cfg->set & SFL_SET_BATCH))
+        cfg->batch = 64;
 }
 
 static int copy_str(char *dst, size_t cap, const char *v, const char *name, char *err,
@@ -69,16 +88,18 @@ int sfl_server_config_set(sfl_server_config *cfg, const char *name, const char *
     } else if (!strcmp(name, "data")) {
         return copy_str(cfg->data_dir, sizeof cfg->data_dir, v, name, err, errlen);
     } else if (!strcmp(name, "model")) {
+        cfg->set |= SFL_SET_MODEL;
         return copy_str(cfg->model_spec, sizeof cfg->model_spec, v, name, err, errlen);
     } else if (!strcmp(name, "metrics-out")) {
         return copy_str(cfg->metrics_path, sizeof cfg->metrics_path, v, name, err, errlen);
     } else if (!strcmp(name, "mode")) {
-        if (strcmp(v, "dense") != 0)
-            BAD("a supported mode (dense)");
+        if (strcmp(v, "dense") != 0 && strcmp(v, "zo") != 0)
+            BAD("a supported mode (dense or zo)");
         snprintf(cfg->mode, sizeof cfg->mode, "%s", v);
     } else if (!strcmp(name, "rounds")) {
         if (sfl_parse_u32(v, 1, 1000000, &cfg->rounds) < 0)
             BAD("a whole number from 1 to 1000000");
+        cfg->set |= SFL_SET_ROUNDS;
     } else if (!strcmp(name, "min-clients")) {
         if (sfl_parse_u32(v, 1, 1000000, &cfg->min_clients) < 0)
             BAD("a whole number from 1 to 1000000");
@@ -114,14 +135,37 @@ int sfl_server_config_set(sfl_server_config *cfg, const char *name, const char *
     } else if (!strcmp(name, "batch")) {
         if (sfl_parse_u32(v, 1, 65536, &cfg->batch) < 0)
             BAD("a whole number from 1 to 65536");
+        cfg->set |= SFL_SET_BATCH;
     } else if (!strcmp(name, "lr")) {
         if (sfl_parse_double(v, 1e-12, 100, &d) < 0)
             BAD("a learning rate in (0, 100]");
         cfg->lr = (float)d;
+        cfg->set |= SFL_SET_LR;
     } else if (!strcmp(name, "momentum")) {
         if (sfl_parse_double(v, 0, 0.999, &d) < 0)
             BAD("a number in [0, 0.999]");
         cfg->momentum = (float)d;
+    } else if (!strcmp(name, "zo-variant")) {
+        if (!strcmp(v, "pool"))
+            cfg->zo_variant = SFL_ZO_POOL;
+        else if (!strcmp(v, "derived"))
+            cfg->zo_variant = SFL_ZO_DERIVED;
+        else
+            BAD("pool or derived");
+    } else if (!strcmp(name, "pool-size")) {
+        if (sfl_parse_u32(v, 1, SFL_ZO_POOL_MAX, &cfg->pool_size) < 0)
+            BAD("a pool size from 1 to 65536");
+    } else if (!strcmp(name, "local-steps")) {
+        if (sfl_parse_u32(v, 1, SFL_ZO_STEPS_MAX, &cfg->local_steps) < 0)
+            BAD("a whole number of steps from 1 to 20000");
+    } else if (!strcmp(name, "eps")) {
+        if (sfl_parse_double(v, 1e-9, 10, &d) < 0)
+            BAD("a perturbation size in [1e-9, 10]");
+        cfg->eps = (float)d;
+    } else if (!strcmp(name, "zo-scale")) {
+        if (sfl_parse_double(v, 1e-12, 1e6, &d) < 0)
+            BAD("a quantization step in [1e-12, 1e6]");
+        cfg->zo_scale = (float)d;
     } else if (!strcmp(name, "eval-limit")) {
         if (sfl_parse_u64(v, 1, 100000000, &u) < 0)
             BAD("a whole number >= 1");

@@ -28,7 +28,8 @@ static const char usage[] =
     "  --data DIR             data set folder holding the t10k test split\n"
     "                         (default /usr/share/datasets/fashion-mnist)\n"
     "  --model SPEC           logreg | mlp:784-H1[-H2...]-10 (default mlp:784-256-10)\n"
-    "  --mode MODE            upload mode: dense (default dense)\n"
+    "  --mode MODE            upload mode: dense (FedAvg deltas) | zo (one byte per\n"
+    "                         zeroth-order step on shared random directions) (default dense)\n"
     "  --rounds R             rounds to train (default 20)\n"
     "  --min-clients N        clients needed before a round opens (default 1)\n"
     "  --wait-timeout SEC     give up when min-clients are not there in time (default 60)\n"
@@ -41,6 +42,13 @@ static const char usage[] =
     "  --epochs E --batch B --lr LR --momentum M\n"
     "                         local training recipe sent with each task\n"
     "                         (defaults 4, 32, 0.02, 0.9)\n"
+    "  zo mode (defaults there: --model logreg --rounds 100 --lr 0.002 --batch 64):\n"
+    "  --zo-variant V         pool (seeds from a pool of K) | derived (default pool)\n"
+    "  --pool-size K          seeds in the pool, 1..65536 (default 4096)\n"
+    "  --local-steps TAU      zeroth-order steps per client per round (default 200)\n"
+    "  --eps EPS              perturbation size (default 0.001)\n"
+    "  --zo-scale S           quantization step of round 1; later rounds adapt it\n"
+    "                         (default 0.05)\n"
     "  --seed S               run seed: initial model and data partition (default 1)\n"
     "  --eval-limit N         evaluate on the first N test images only (default all)\n"
     "  --metrics-out FILE     per-round CSV (created or truncated)\n"
@@ -76,6 +84,9 @@ int main(int argc, char **argv)
         {"batch", required_argument, 0, 0},        {"lr", required_argument, 0, 0},
         {"momentum", required_argument, 0, 0},     {"seed", required_argument, 0, 0},
         {"eval-limit", required_argument, 0, 0},   {"metrics-out", required_argument, 0, 0},
+        {"zo-variant", required_argument, 0, 0},   {"pool-size", required_argument, 0, 0},
+        {"local-steps", required_argument, 0, 0},  {"eps", required_argument, 0, 0},
+        {"zo-scale", required_argument, 0, 0},
         {"log-level", required_argument, 0, 0},    {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     sfl_server_config cfg;
@@ -137,6 +148,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "seedfl-server: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    sfl_server_config_finish(&cfg);
     if (!cfg.key_path[0]) {
         fprintf(stderr, "seedfl-server: --key FILE is required (make one with seedfl-keygen)\n");
         return 2;

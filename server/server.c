@@ -49,7 +49,7 @@ typedef struct session {
     /* round participation */
     int in_cohort;
     enum sub_state sub;
-    float *upd;
+    float *upd;             /* dense upload being received */
     uint64_t upd_have;
     uint64_t upd_samples;
     uint8_t recent[REPLAY_MEMORY][16];
@@ -95,12 +95,26 @@ typedef struct server {
     uint64_t bytes_in, bytes_out;         /* totals */
     uint64_t bytes_in_mark, bytes_out_mark; /* at the end of the previous round */
 
-    /* aggregation job */
+    /* this attempt's delivered updates, moved out of their sessions as they
+     * complete: a client that leaves afterwards does not take its update
+     * along; the aggregation job reads them */
     sfl_submission *subs;
     size_t nsubs;
     double *acc;
     size_t agg_used;
     double acc_test, loss_test;
+
+    /* zo mode */
+    int zo;
+    sfl_zlayout zlay;
+    uint8_t zo_root[32];
+    float zo_scale;         /* scale of the open round's scalars */
+    float zo_next_scale;
+    double *zo_w;           /* per submission weight (aggregation job) */
+    double *zo_sums;        /* pool: K per-seed sums */
+    uint32_t *zo_seeds;     /* pool: the published seeds, ascending */
+    double *zo_vals;        /* pool: their sums */
+    size_t zo_n;
 
     int stopping;
     int exit_code;
@@ -111,6 +125,7 @@ typedef struct server {
 static void round_maybe_start(server *srv);
 static void round_check(server *srv);
 static void session_close(session *s, int flush);
+static void session_abort(session *s, Seedfl__Error__Code code, const char *why);
 
 /* ---------- failure and shutdown ---------- */
 
@@ -295,6 +310,37 @@ static uint32_t quorum_needed(const server *srv)
     return n < 1 ? 1 : n;
 }
 
+/* Free the attempt's delivered updates. */
+static void subs_reset(server *srv)
+{
+    for (size_t i = 0; i < srv->nsubs; i++) {
+        free(srv->subs[i].delta);
+        free(srv->subs[i].zo);
+    }
+    free(srv->subs);
+    srv->subs = NULL;
+    srv->nsubs = 0;
+}
+
+/* A session's update is complete: it now belongs to the round. */
+static void sub_accept(session *s, float *delta, uint8_t *zo, size_t zo_len, uint64_t samples)
+{
+    server *srv = s->srv;
+    sfl_submission *sub = &srv->subs[srv->nsubs++];
+    memset(sub, 0, sizeof *sub);
+    memcpy(sub->key, s->chan.peer, 32);
+    memcpy(sub->id, s->id, sizeof sub->id);
+    sub->num_samples = samples;
+    sub->delta = delta;
+    sub->zo = zo;
+    sub->zo_len = zo_len;
+    s->sub = SUB_DONE;
+    srv->received++;
+    srv->pending--;
+    sfl_debug("update_received", "peer=%s round=%u samples=%" PRIu64, s->id, srv->round, samples);
+    round_check(srv);
+}
+
 static void send_model(session *s, server *srv)
 {
     const size_t n = srv->model.nparams;
@@ -340,6 +386,17 @@ static void send_task(session *s, server *srv)
     t.lr = cfg->lr;
     t.momentum = cfg->momentum;
     t.deadline_ms = (uint32_t)(cfg->round_timeout * 1000);
+    Seedfl__ZoTask zt = SEEDFL__ZO_TASK__INIT;
+    if (srv->zo) {
+        zt.variant = cfg->zo_variant == SFL_ZO_POOL ? "pool" : "derived";
+        zt.root.data = srv->zo_root;
+        zt.root.len = 32;
+        zt.pool_size = cfg->pool_size;
+        zt.steps = cfg->local_steps;
+        zt.eps = cfg->eps;
+        zt.scale = srv->zo_scale;
+        t.zo = &zt;
+    }
     Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
     env.msg_case = SEEDFL__ENVELOPE__MSG_TASK;
     env.task = &t;
@@ -371,6 +428,12 @@ static void round_open(server *srv)
         srv->cohort++;
     }
     srv->pending = srv->cohort;
+    subs_reset(srv);
+    srv->subs = calloc(srv->cohort ? srv->cohort : 1, sizeof *srv->subs);
+    if (!srv->subs) {
+        server_fail(srv, "out of memory opening round %u", srv->round);
+        return;
+    }
     sfl_info("round_open", "round=%u attempt=%u cohort=%u quorum=%u deadline_s=%.1f", srv->round,
              srv->attempt, srv->cohort, quorum_needed(srv), srv->cfg->round_timeout);
     for (session *s = srv->sessions, *next; s; s = next) {
@@ -400,14 +463,78 @@ static void round_maybe_start(server *srv)
     }
 }
 
+/* zo aggregation (worker thread): validate, weigh, per-seed sums or the
+ * relay list, the next scale, and the same replay every client applies. */
+static void agg_zo(server *srv)
+{
+    const sfl_server_config *cfg = srv->cfg;
+    const int pool = cfg->zo_variant == SFL_ZO_POOL;
+    sfl_agg_zo_validate(srv->subs, srv->nsubs, cfg->zo_variant, cfg->local_steps,
+                        cfg->pool_size, cfg->max_samples);
+    srv->zo_n = 0;
+    srv->zo_w = malloc((srv->nsubs ? srv->nsubs : 1) * sizeof *srv->zo_w);
+    if (!srv->zo_w) {
+        srv->agg_used = 0;
+        srv->zo_next_scale = srv->zo_scale;
+        return;
+    }
+    srv->agg_used = sfl_agg_weights(cfg->rule, srv->subs, srv->nsubs, srv->zo_w);
+    double rms = 0;
+    sfl_agg_zo_stats(srv->subs, srv->nsubs, cfg->zo_variant, srv->zo_scale, cfg->pool_size,
+                     srv->zo_w, pool ? srv->zo_sums : NULL, &rms);
+    double next = SFL_ZO_SCALE_C * rms / 127.0;
+    srv->zo_next_scale = next > 0 && next < 1e30 ? (float)next : srv->zo_scale;
+
+    int rc = 0;
+    if (pool) {
+        /* a seed whose contributions cancelled exactly moves nothing */
+        for (uint32_t k = 0; k < cfg->pool_size; k++) {
+            if (srv->zo_sums[k] != 0.0) {
+                srv->zo_seeds[srv->zo_n] = k;
+                srv->zo_vals[srv->zo_n++] = srv->zo_sums[k];
+            }
+        }
+        rc = sfl_zo_replay_pool(&srv->zlay, srv->zo_root, srv->zo_seeds, srv->zo_vals, srv->zo_n,
+                                cfg->lr, srv->model.params);
+    } else {
+        sfl_zo_contrib *c = calloc(srv->nsubs ? srv->nsubs : 1, sizeof *c);
+        if (!c) {
+            rc = SFL_ENOMEM;
+        } else {
+            for (size_t i = 0; i < srv->nsubs; i++) {
+                const sfl_submission *sub = &srv->subs[i];
+                if (!sub->valid)
+                    continue;
+                memcpy(c[srv->zo_n].key, sub->key, 32);
+                c[srv->zo_n].weight = srv->zo_w[i];
+                c[srv->zo_n].q = sub->zo;
+                c[srv->zo_n++].nq = sub->zo_len;
+            }
+            rc = sfl_zo_replay_derived(&srv->zlay, srv->zo_root, srv->round, c, srv->zo_n,
+                                       cfg->lr, srv->zo_scale, srv->model.params);
+            free(c);
+        }
+    }
+    if (rc < 0) {
+        /* the replay checks what validation already guaranteed: only memory fails here */
+        sfl_error("zo_replay_failed", "round=%u reason=\"%s\"", srv->round, sfl_strerror(rc));
+        srv->agg_used = 0;
+        srv->zo_n = 0;
+    }
+}
+
 static void agg_work(uv_work_t *req)
 {
     server *srv = req->data;
     size_t n = srv->model.nparams;
     sfl_agg_sort(srv->subs, srv->nsubs);
-    sfl_agg_validate(srv->subs, srv->nsubs, n, srv->cfg->max_samples);
-    srv->agg_used = sfl_agg_apply(srv->cfg->rule, srv->subs, srv->nsubs, srv->model.params, n,
-                                  srv->acc);
+    if (srv->zo) {
+        agg_zo(srv);
+    } else {
+        sfl_agg_validate(srv->subs, srv->nsubs, n, srv->cfg->max_samples);
+        srv->agg_used = sfl_agg_apply(srv->cfg->rule, srv->subs, srv->nsubs, srv->model.params,
+                                      n, srv->acc);
+    }
     sfl_params_digest(srv->model.params, n, srv->digest);
     if (sfl_model_evaluate(&srv->model, &srv->test, &srv->acc_test, &srv->loss_test) < 0) {
         srv->acc_test = NAN;
@@ -421,6 +548,43 @@ static session *find_session(server *srv, const uint8_t key[32])
         if (!s->closing && s->state == SESS_READY && memcmp(s->chan.peer, key, 32) == 0)
             return s;
     return NULL;
+}
+
+#define ZO_DELTA_SEEDS 4096 /* pool entries per ZoDelta message: well inside a frame */
+
+/* What a synced replica needs to replay the zo round: the per-seed sums
+ * (pool) or every valid client's scalars (derived). */
+static int send_zo_delta(session *s, server *srv)
+{
+    Seedfl__ZoDelta zd = SEEDFL__ZO_DELTA__INIT;
+    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+    env.msg_case = SEEDFL__ENVELOPE__MSG_ZO_DELTA;
+    env.zo_delta = &zd;
+    zd.round = srv->round;
+    if (srv->cfg->zo_variant == SFL_ZO_POOL) {
+        for (size_t off = 0; off < srv->zo_n; off += ZO_DELTA_SEEDS) {
+            size_t cnt = srv->zo_n - off < ZO_DELTA_SEEDS ? srv->zo_n - off : ZO_DELTA_SEEDS;
+            zd.n_seeds = zd.n_sums = cnt;
+            zd.seeds = srv->zo_seeds + off;
+            zd.sums = srv->zo_vals + off;
+            if (session_send(s, &env) < 0)
+                return -1;
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < srv->nsubs; i++) {
+        sfl_submission *sub = &srv->subs[i];
+        if (!sub->valid)
+            continue;
+        zd.client_key.data = sub->key;
+        zd.client_key.len = 32;
+        zd.weight = srv->zo_w[i];
+        zd.q.data = sub->zo;
+        zd.q.len = sub->zo_len;
+        if (session_send(s, &env) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 static void agg_done(uv_work_t *req, int status)
@@ -438,14 +602,11 @@ static void agg_done(uv_work_t *req, int status)
                 session_send_error(s, SEEDFL__ERROR__CODE__INVALID_UPDATE, srv->round,
                                    sub->reason);
         }
-        free(sub->delta);
     }
-    free(srv->subs);
-    srv->subs = NULL;
-    srv->nsubs = 0;
     if (srv->agg_used == 0)
         sfl_warn("round_empty", "round=%u reason=\"no valid update arrived; model unchanged\"",
                  srv->round);
+    const uint64_t before = srv->version;
     srv->version++;
 
     int finished = srv->round >= cfg->rounds;
@@ -458,15 +619,37 @@ static void agg_done(uv_work_t *req, int status)
     r.test_accuracy = srv->acc_test;
     r.test_loss = srv->loss_test;
     r.finished = finished;
+    if (srv->zo) {
+        r.zo_entries = (uint32_t)srv->zo_n;
+        r.zo_lr = cfg->lr;
+        r.zo_scale = srv->zo_scale;
+        r.zo_next_scale = srv->zo_next_scale;
+    }
     Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
     env.msg_case = SEEDFL__ENVELOPE__MSG_RESULT;
     env.result = &r;
     for (session *s = srv->sessions, *next; s; s = next) {
         next = s->next;
-        if (!s->closing && s->state == SESS_READY)
-            if (session_send(s, &env) < 0)
-                session_close(s, 0);
+        if (s->closing || s->state != SESS_READY)
+            continue;
+        /* a zo replica that held the round's starting model replays it;
+         * one that did not gets the full model with its next task */
+        int replays = srv->zo && s->model_version == before;
+        if ((replays && send_zo_delta(s, srv) < 0) || session_send(s, &env) < 0) {
+            session_close(s, 0);
+            continue;
+        }
+        if (replays)
+            s->model_version = srv->version;
     }
+    if (srv->zo) {
+        sfl_info("zo_round", "round=%u entries=%zu scale=%.6g next_scale=%.6g", srv->round,
+                 srv->zo_n, (double)srv->zo_scale, (double)srv->zo_next_scale);
+        srv->zo_scale = srv->zo_next_scale;
+        free(srv->zo_w);
+        srv->zo_w = NULL;
+    }
+    subs_reset(srv);
 
     double secs = sfl_now() - srv->round_t0;
     uint64_t up = srv->bytes_in - srv->bytes_in_mark;
@@ -515,6 +698,7 @@ static void round_close(server *srv)
             s->upd = NULL;
             s->sub = SUB_NONE;
         }
+        subs_reset(srv);
         if (srv->attempt >= srv->cfg->retries) {
             server_fail(srv,
                         "round %u: quorum not met: %u of %u updates received by the deadline "
@@ -527,27 +711,11 @@ static void round_close(server *srv)
         round_maybe_start(srv);
         return;
     }
-    /* move the delivered updates out of the sessions: a client that leaves
-     * during aggregation cannot take its buffer with it */
-    srv->subs = calloc(srv->cohort ? srv->cohort : 1, sizeof *srv->subs);
-    if (!srv->subs) {
-        server_fail(srv, "out of memory collecting round %u", srv->round);
-        return;
-    }
-    srv->nsubs = 0;
     for (session *s = srv->sessions; s; s = s->next) {
         if (!s->in_cohort)
             continue;
-        if (s->sub == SUB_DONE && srv->nsubs < srv->cohort) {
-            sfl_submission *sub = &srv->subs[srv->nsubs++];
-            memcpy(sub->key, s->chan.peer, 32);
-            memcpy(sub->id, s->id, sizeof sub->id);
-            sub->num_samples = s->upd_samples;
-            sub->delta = s->upd;
-            s->upd = NULL;
-        } else if (s->sub != SUB_INVALID) {
+        if (s->sub == SUB_NONE || s->sub == SUB_RECEIVING)
             sfl_warn("straggler_dropped", "peer=%s round=%u", s->id, srv->round);
-        }
         free(s->upd);
         s->upd = NULL;
         s->in_cohort = 0;
@@ -590,27 +758,48 @@ static void sub_reject(session *s, const char *why)
     round_check(srv);
 }
 
+/* Is this update for the open round and from a cohort member that has not
+ * delivered yet? Answers the client otherwise (first = this message starts
+ * an update, so the client hears about it once, not per chunk). */
+static int update_admissible(session *s, uint32_t round, uint32_t attempt, int first)
+{
+    server *srv = s->srv;
+    if (srv->state != ROUND_OPEN || round != srv->round || attempt != srv->attempt ||
+        !s->in_cohort) {
+        if (first) {
+            sfl_info("stale_update", "peer=%s update_round=%u attempt=%u current_round=%u",
+                     s->id, round, attempt, srv->round);
+            session_send_error(s, SEEDFL__ERROR__CODE__STALE_ROUND, round,
+                               "update is not for the open round");
+        }
+        return 0;
+    }
+    if (s->sub == SUB_DONE || s->sub == SUB_INVALID) {
+        if (first)
+            session_send_error(s, SEEDFL__ERROR__CODE__INVALID_UPDATE, round,
+                               "one update per client per round");
+        return 0;
+    }
+    for (size_t i = 0; i < srv->nsubs; i++) {
+        if (sodium_memcmp(srv->subs[i].key, s->chan.peer, 32) == 0) {
+            if (first)
+                sub_reject(s, "another session of this key already delivered this round");
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static void handle_update(session *s, const Seedfl__Update *u)
 {
     server *srv = s->srv;
     const uint64_t n = srv->model.nparams;
-    if (srv->state != ROUND_OPEN || u->round != srv->round || u->attempt != srv->attempt ||
-        !s->in_cohort) {
-        /* one reply per update, not per chunk */
-        if (u->offset == 0) {
-            sfl_info("stale_update", "peer=%s update_round=%u attempt=%u current_round=%u",
-                     s->id, u->round, u->attempt, srv->round);
-            session_send_error(s, SEEDFL__ERROR__CODE__STALE_ROUND, u->round,
-                               "update is not for the open round");
-        }
+    if (srv->zo) {
+        session_abort(s, SEEDFL__ERROR__CODE__MALFORMED, "dense update in a zo run");
         return;
     }
-    if (s->sub == SUB_DONE || s->sub == SUB_INVALID) {
-        if (u->offset == 0)
-            session_send_error(s, SEEDFL__ERROR__CODE__INVALID_UPDATE, u->round,
-                               "one update per client per round");
+    if (!update_admissible(s, u->round, u->attempt, u->offset == 0))
         return;
-    }
     char why[96];
     if (u->total != n) {
         snprintf(why, sizeof why, "update has %" PRIu64 " values, model has %" PRIu64, u->total, n);
@@ -639,12 +828,52 @@ static void handle_update(session *s, const Seedfl__Update *u)
     sfl_floats_from_le(s->upd + u->offset, u->data.data, u->data.len / 4);
     s->upd_have += u->data.len / 4;
     if (s->upd_have == n) {
-        s->sub = SUB_DONE;
-        srv->received++;
-        srv->pending--;
-        sfl_debug("update_received", "peer=%s round=%u samples=%" PRIu64, s->id, srv->round,
-                  s->upd_samples);
-        round_check(srv);
+        float *d = s->upd;
+        s->upd = NULL;
+        sub_accept(s, d, NULL, 0, s->upd_samples);
+    }
+}
+
+static void handle_zo_update(session *s, const Seedfl__ZoUpdate *u)
+{
+    server *srv = s->srv;
+    const sfl_server_config *cfg = srv->cfg;
+    if (!srv->zo) {
+        session_abort(s, SEEDFL__ERROR__CODE__MALFORMED, "zo update in a dense run");
+        return;
+    }
+    if (!update_admissible(s, u->round, u->attempt, 1))
+        return;
+    /* lengths on the loop, values on the worker with the aggregation */
+    size_t per = cfg->zo_variant == SFL_ZO_POOL ? SFL_ZO_POOL_BYTES : SFL_ZO_DERIVED_BYTES;
+    if (u->steps.len != (size_t)cfg->local_steps * per) {
+        char why[96];
+        snprintf(why, sizeof why, "%zu bytes of steps, expected %u steps of %zu bytes",
+                 u->steps.len, cfg->local_steps, per);
+        sub_reject(s, why);
+        return;
+    }
+    uint8_t *copy = malloc(u->steps.len);
+    if (!copy) {
+        sub_reject(s, "server out of memory");
+        return;
+    }
+    memcpy(copy, u->steps.data, u->steps.len);
+    sub_accept(s, NULL, copy, u->steps.len, u->num_samples);
+}
+
+/* A zo client whose replay did not reproduce the digest: send the whole
+ * model, and the task again when it still has this round to do. */
+static void handle_resync(session *s, const Seedfl__Resync *r)
+{
+    server *srv = s->srv;
+    sfl_warn("resync", "peer=%s client_version=%" PRIu64 " server_version=%" PRIu64, s->id,
+             r->model_version, srv->version);
+    s->model_version = UINT64_MAX;
+    if (srv->state == ROUND_OPEN && s->in_cohort && s->sub == SUB_NONE) {
+        send_model(s, srv);
+        if (!s->closing)
+            send_task(s, srv);
     }
 }
 
@@ -698,6 +927,12 @@ static void handle_envelope(session *s, const Seedfl__Envelope *env)
     switch (env->msg_case) {
     case SEEDFL__ENVELOPE__MSG_UPDATE:
         handle_update(s, env->update);
+        break;
+    case SEEDFL__ENVELOPE__MSG_ZO_UPDATE:
+        handle_zo_update(s, env->zo_update);
+        break;
+    case SEEDFL__ENVELOPE__MSG_RESYNC:
+        handle_resync(s, env->resync);
         break;
     case SEEDFL__ENVELOPE__MSG_HEARTBEAT:
         break;
@@ -984,6 +1219,19 @@ static int load_all(server *srv, char *err, size_t errlen)
     srv->readbuf = malloc(READ_BUF_SIZE);
     if (!srv->acc || !srv->readbuf)
         return SFL_ENOMEM;
+    if (!strcmp(cfg->mode, "zo")) {
+        srv->zo = 1;
+        sfl_zo_layout(&srv->model, &srv->zlay);
+        sfl_z_root(cfg->seed, srv->zo_root);
+        srv->zo_scale = cfg->zo_scale;
+        if (cfg->zo_variant == SFL_ZO_POOL) {
+            srv->zo_sums = malloc(cfg->pool_size * sizeof *srv->zo_sums);
+            srv->zo_seeds = malloc(cfg->pool_size * sizeof *srv->zo_seeds);
+            srv->zo_vals = malloc(cfg->pool_size * sizeof *srv->zo_vals);
+            if (!srv->zo_sums || !srv->zo_seeds || !srv->zo_vals)
+                return SFL_ENOMEM;
+        }
+    }
     if (cfg->metrics_path[0]) {
         srv->metrics = fopen(cfg->metrics_path, "w");
         if (!srv->metrics) {
@@ -1033,7 +1281,8 @@ int sfl_server_run(const sfl_server_config *cfg, char *err, size_t errlen)
             snprintf(err, errlen, "%s", sfl_strerror(rc));
         server_stop(srv, rc);
     } else {
-        sfl_info("server_started", "model=%s params=%zu rounds=%u min_clients=%u seed=%" PRIu64,
+        sfl_info("server_started",
+                 "mode=%s model=%s params=%zu rounds=%u min_clients=%u seed=%" PRIu64, cfg->mode,
                  cfg->model_spec, srv->model.nparams, cfg->rounds, cfg->min_clients, cfg->seed);
         round_maybe_start(srv);
     }
@@ -1045,6 +1294,11 @@ int sfl_server_run(const sfl_server_config *cfg, char *err, size_t errlen)
         fclose(srv->metrics);
     free(srv->acc);
     free(srv->readbuf);
+    subs_reset(srv);
+    free(srv->zo_w);
+    free(srv->zo_sums);
+    free(srv->zo_seeds);
+    free(srv->zo_vals);
     sfl_dataset_free(&srv->test);
     sfl_model_free(&srv->model);
     sfl_allowlist_free(&srv->allow);

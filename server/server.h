@@ -18,7 +18,7 @@ typedef struct {
     char data_dir[1024];          /* holds the test split for evaluation */
     char model_spec[128];
     char metrics_path[1024];
-    char mode[16];                /* "dense" */
+    char mode[16];                /* "dense" or "zo" */
     uint32_t rounds;
     uint32_t min_clients;
     double quorum;                /* >= 1: a count; in (0, 1): a fraction of the cohort */
@@ -32,7 +32,19 @@ typedef struct {
     uint32_t epochs, batch;
     float lr, momentum;
     size_t eval_limit;            /* 0 = the whole test split */
+    /* zo mode */
+    enum sfl_zo_variant zo_variant;
+    uint32_t pool_size;           /* K */
+    uint32_t local_steps;         /* tau */
+    float eps;                    /* perturbation size */
+    float zo_scale;               /* quantization step of round 1 */
+    unsigned set;                 /* SFL_SET_* bits: options given explicitly */
 } sfl_server_config;
+
+#define SFL_SET_MODEL 1u
+#define SFL_SET_ROUNDS 2u
+#define SFL_SET_LR 4u
+#define SFL_SET_BATCH 8u
 
 /* Defaults for every option. */
 void sfl_server_config_defaults(sfl_server_config *cfg);
@@ -41,6 +53,9 @@ void sfl_server_config_defaults(sfl_server_config *cfg);
  * message in err. */
 int sfl_server_config_set(sfl_server_config *cfg, const char *name, const char *value,
                           char *err, size_t errlen);
+/* After every option is set: the mode's defaults for the options not given
+ * (zo: model logreg, 100 rounds, lr 0.002, batch 64). */
+void sfl_server_config_finish(sfl_server_config *cfg);
 /* Run until training is over (0) or fails (negative; the reason is logged
  * and copied into err). */
 int sfl_server_run(const sfl_server_config *cfg, char *err, size_t errlen);

@@ -16,6 +16,8 @@
 
 static sfl_conn conn;
 static uint8_t s_priv[32], server_pub[32];
+static uint32_t zo_steps, zo_pool; /* from the last zo task */
+static int zo_pool_variant;
 
 static int die(const char *what)
 {
@@ -75,6 +77,11 @@ static int wait_task(uint32_t *round, uint32_t *attempt, uint64_t *nparams)
         if (done) {
             *round = e->task->round;
             *attempt = e->task->attempt;
+            if (e->task->zo) {
+                zo_steps = e->task->zo->steps;
+                zo_pool = e->task->zo->pool_size;
+                zo_pool_variant = e->task->zo->variant && !strcmp(e->task->zo->variant, "pool");
+            }
         }
         seedfl__envelope__free_unpacked(e, NULL);
         if (done)
@@ -105,6 +112,57 @@ static int send_zero_update(uint32_t round, uint32_t attempt, uint64_t n, uint64
             return die("send update");
     }
     return 0;
+}
+
+/* A zo upload of `steps` entries whose entry `bad_at` carries (k, q);
+ * the others are (0, 1). */
+static int send_zo_update(uint32_t round, uint32_t attempt, uint32_t steps, uint32_t bad_at,
+                          uint32_t k, int q)
+{
+    size_t per = zo_pool_variant ? 3 : 1;
+    uint8_t *buf = calloc(steps ? steps : 1, per);
+    if (!buf)
+        return die("out of memory");
+    for (uint32_t i = 0; i < steps; i++) {
+        uint8_t *e = buf + i * per;
+        uint32_t kk = i == bad_at ? k : 0;
+        int qq = i == bad_at ? q : 1;
+        if (per == 3) {
+            e[0] = (uint8_t)(kk & 0xff);
+            e[1] = (uint8_t)(kk >> 8);
+        }
+        e[per - 1] = (uint8_t)(int8_t)qq;
+    }
+    Seedfl__ZoUpdate u = SEEDFL__ZO_UPDATE__INIT;
+    u.round = round;
+    u.attempt = attempt;
+    u.num_samples = 10;
+    u.steps.data = buf;
+    u.steps.len = steps * per;
+    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+    env.msg_case = SEEDFL__ENVELOPE__MSG_ZO_UPDATE;
+    env.zo_update = &u;
+    int rc = sfl_conn_send(&conn, &env);
+    free(buf);
+    return rc < 0 ? die("send zo update") : 0;
+}
+
+/* Read until the server's INVALID_UPDATE answer; print its reason. */
+static int expect_invalid(void)
+{
+    for (;;) {
+        Seedfl__Envelope *e = NULL;
+        if (sfl_conn_recv(&conn, &e) < 0)
+            return die("waiting for the refusal");
+        int err = e->msg_case == SEEDFL__ENVELOPE__MSG_ERROR;
+        int ok = err && e->error->code == SEEDFL__ERROR__CODE__INVALID_UPDATE;
+        if (err)
+            printf("testpeer: update answered with %s: %s\n", ok ? "INVALID_UPDATE" : "an error",
+                   e->error->message ? e->error->message : "");
+        seedfl__envelope__free_unpacked(e, NULL);
+        if (err)
+            return ok ? 0 : 1;
+    }
 }
 
 static int scenario(const char *name)
@@ -210,6 +268,23 @@ static int scenario(const char *name)
         printf("testpeer: bad update answered with %s\n", ok ? "INVALID_UPDATE" : "something else");
         seedfl__envelope__free_unpacked(e, NULL);
         return ok ? expect_close(60000, NULL) : 1;
+    }
+    if (!strncmp(name, "zo-", 3)) {
+        /* zo uploads that break a rule: refused, and the session stays */
+        if (!zo_steps)
+            return die("no zo task");
+        int rc;
+        if (!strcmp(name, "zo-short"))
+            rc = send_zo_update(round, attempt, zo_steps - 1, UINT32_MAX, 0, 0);
+        else if (!strcmp(name, "zo-seed"))
+            rc = send_zo_update(round, attempt, zo_steps, zo_steps / 2, zo_pool, 1);
+        else if (!strcmp(name, "zo-m128"))
+            rc = send_zo_update(round, attempt, zo_steps, 1, 0, -128);
+        else
+            return die("unknown zo scenario");
+        if (rc < 0 || expect_invalid() != 0)
+            return 1;
+        return expect_close(60000, NULL);
     }
     if (!strcmp(name, "stale")) {
         send_zero_update(round + 7, attempt, n, n);

@@ -97,6 +97,91 @@ static void test_order(void **state)
         assert_memory_equal(s1[i].key, s2[i].key, 32);
 }
 
+static void fill_zo(sfl_submission *s, uint8_t keybyte, uint64_t samples, uint8_t *zo, size_t len)
+{
+    memset(s, 0, sizeof *s);
+    memset(s->key, keybyte, 32);
+    s->num_samples = samples;
+    s->zo = zo;
+    s->zo_len = len;
+}
+
+/* Per-seed sums worked out by hand: A_k = sum_i w_i sum q * scale. */
+static void test_zo_pool_sums(void **state)
+{
+    (void)state;
+    uint8_t a[9], b[9], c[9];
+    /* client a (1 sample): (k2, +3) (k0, -1) (k2, +1) */
+    sfl_zo_pack_pool(a, 2, 3);
+    sfl_zo_pack_pool(a + 3, 0, -1);
+    sfl_zo_pack_pool(a + 6, 2, 1);
+    /* client b (3 samples): (k1, +4) (k2, -2) (k0, 127) */
+    sfl_zo_pack_pool(b, 1, 4);
+    sfl_zo_pack_pool(b + 3, 2, -2);
+    sfl_zo_pack_pool(b + 6, 0, 127);
+    /* client c: a seed outside the pool of 4: rejected whole */
+    sfl_zo_pack_pool(c, 1, 1);
+    sfl_zo_pack_pool(c + 3, 4, 1);
+    sfl_zo_pack_pool(c + 6, 1, 1);
+    sfl_submission s[3];
+    fill_zo(&s[0], 1, 1, a, 9);
+    fill_zo(&s[1], 2, 3, b, 9);
+    fill_zo(&s[2], 3, 5, c, 9);
+    assert_int_equal(sfl_agg_zo_validate(s, 3, SFL_ZO_POOL, 3, 4, 100), 2);
+    assert_false(s[2].valid);
+    assert_string_equal(s[2].reason, "step 1: seed 4 outside the pool of 4");
+
+    double w[3], sums[4], rms = 0;
+    assert_int_equal(sfl_agg_weights(SFL_AGG_WEIGHTED, s, 3, w), 2);
+    assert_true(w[0] == 0.25 && w[1] == 0.75 && w[2] == 0.0);
+    const float scale = 0.5f;
+    sfl_agg_zo_stats(s, 3, SFL_ZO_POOL, scale, 4, w, sums, &rms);
+    /* k0: 0.25 * (-1 * 0.5) + 0.75 * (127 * 0.5) = -0.125 + 47.625 */
+    assert_true(sums[0] == 47.5);
+    /* k1: 0.75 * 4 * 0.5 */
+    assert_true(sums[1] == 1.5);
+    /* k2: 0.25 * (3 + 1) * 0.5 + 0.75 * (-2 * 0.5) = 0.5 - 0.75 */
+    assert_true(sums[2] == -0.25);
+    assert_true(sums[3] == 0.0);
+    /* decoded scalars (x 0.5): 3 -1 1 4 -2 127 -> squares 9 1 1 16 4 16129 */
+    assert_true(fabs(rms - 0.5 * sqrt(16160.0 / 6)) < 1e-12);
+
+    /* plain mean */
+    assert_int_equal(sfl_agg_weights(SFL_AGG_MEAN, s, 3, w), 2);
+    assert_true(w[0] == 0.5 && w[1] == 0.5);
+}
+
+static void test_zo_validation(void **state)
+{
+    (void)state;
+    uint8_t ok[6], m128[6], d[3] = { 1, 0x80, 2 };
+    sfl_zo_pack_pool(ok, 1, 1);
+    sfl_zo_pack_pool(ok + 3, 2, -127);
+    sfl_zo_pack_pool(m128, 1, 1);
+    sfl_zo_pack_pool(m128 + 3, 2, -128);
+    sfl_submission s[4];
+    fill_zo(&s[0], 1, 0, ok, 6);    /* no samples */
+    fill_zo(&s[1], 2, 1, ok, 5);    /* wrong length */
+    fill_zo(&s[2], 3, 1, m128, 6);  /* -128 */
+    fill_zo(&s[3], 4, 1, NULL, 0);  /* nothing */
+    assert_int_equal(sfl_agg_zo_validate(s, 4, SFL_ZO_POOL, 2, 16, 100), 0);
+    assert_string_equal(s[0].reason, "sample count 0 outside [1, 100]");
+    assert_string_equal(s[1].reason, "5 bytes of steps, expected 2 steps of 3");
+    assert_string_equal(s[2].reason, "step 1: scalar -128 is not allowed");
+    assert_string_equal(s[3].reason, "no data");
+    /* derived: one byte per step, no seed index */
+    fill_zo(&s[0], 1, 1, d, 3);
+    assert_int_equal(sfl_agg_zo_validate(s, 1, SFL_ZO_DERIVED, 3, 0, 100), 0);
+    assert_string_equal(s[0].reason, "step 1: scalar -128 is not allowed");
+    d[1] = 0x81;
+    assert_int_equal(sfl_agg_zo_validate(s, 1, SFL_ZO_DERIVED, 3, 0, 100), 1);
+    double w[1], rms;
+    sfl_agg_weights(SFL_AGG_WEIGHTED, s, 1, w);
+    sfl_agg_zo_stats(s, 1, SFL_ZO_DERIVED, 1.0f, 0, w, NULL, &rms);
+    /* 1, -127, 2 */
+    assert_true(fabs(rms - sqrt((1 + 16129 + 4) / 3.0)) < 1e-12);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -104,6 +189,8 @@ int main(void)
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_none_valid),
         cmocka_unit_test(test_order),
+        cmocka_unit_test(test_zo_pool_sums),
+        cmocka_unit_test(test_zo_validation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
