@@ -114,12 +114,20 @@ static int on_welcome(client *c, const Seedfl__Welcome *w)
     if (c->data.dim != (size_t)c->model.sizes[0])
         return fail(c, SFL_EINVAL, "model %s takes %d inputs but the data has %zu",
                     c->model.spec, c->model.sizes[0], c->data.dim);
+    if (c->model.sizes[c->model.nlayers] < c->data.classes)
+        return fail(c, SFL_EINVAL, "model %s has %d outputs but the data has %d classes",
+                    c->model.spec, c->model.sizes[c->model.nlayers], c->data.classes);
     c->start = malloc(c->model.nparams * sizeof(float));
     if (!c->start)
         return fail(c, SFL_ENOMEM, "out of memory for the model");
     sfl_info("welcome", "model=%s params=%zu rounds=%u seed=%llu", c->model.spec,
              c->model.nparams, w->total_rounds, (unsigned long long)c->seed);
-    return 0;
+    Seedfl__Ready r = SEEDFL__READY__INIT;
+    r.num_samples = c->data.n;
+    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+    env.msg_case = SEEDFL__ENVELOPE__MSG_READY;
+    env.ready = &r;
+    return send_env(c, &env);
 }
 
 static int on_chunk(client *c, const Seedfl__ModelChunk *m)
@@ -469,6 +477,8 @@ static int session_loop(client *c)
                 er->code == SEEDFL__ERROR__CODE__INVALID_UPDATE) {
                 sfl_warn("server_rejected_update", "round=%u code=%d reason=\"%s\"", er->round,
                          er->code, msg);
+            } else if (er->code == SEEDFL__ERROR__CODE__SHUTDOWN) {
+                rc = fail(c, SFL_ECLOSED, "the server stopped: %s", msg);
             } else {
                 rc = fail(c, SFL_EREFUSED, "server error: %s", msg);
             }
@@ -508,6 +518,13 @@ int sfl_client_run(const sfl_client_config *cfg, char *err, size_t errlen)
     size_t total = 0;
     if ((rc = sfl_data_count(cfg->data_dir, "train", &total, err, errlen)) < 0)
         goto out;
+    if (cfg->limit && cfg->limit < total)
+        total = cfg->limit;
+    if (cfg->of > total) {
+        rc = fail(&c, SFL_EINVAL, "--of %u: more shards than the %zu training examples", cfg->of,
+                  total);
+        goto out;
+    }
     if ((rc = sfl_conn_connect(&c.conn, cfg->host, cfg->port)) < 0 ||
         (rc = sfl_conn_handshake(&c.conn, c.s_priv, c.server_pub)) < 0) {
         fail(&c, rc, "%s", c.conn.err);

@@ -198,6 +198,13 @@ static int read_key_file(const char *path, int secret, uint8_t key[32], char *er
         set_err(errbuf, errlen, "%s: not a regular file", path);
         goto out;
     }
+    size_t plen = strlen(path);
+    if (secret && plen > 4 && strcmp(path + plen - 4, ".pub") == 0) {
+        set_err(errbuf, errlen, "%s: this is a public key; give the secret key (the file "
+                "without .pub)", path);
+        rc = SFL_EINVAL;
+        goto out;
+    }
     if (secret && (st.st_mode & (S_IRGRP | S_IROTH))) {
         set_err(errbuf, errlen, "%s: readable by group or others (chmod 600)", path);
         rc = SFL_EPERM;
@@ -269,6 +276,12 @@ int sfl_allowlist_load(const char *path, sfl_allowlist *al, char *errbuf, size_t
         set_err(errbuf, errlen, "%s: %s", path, strerror(errno));
         return SFL_EIO;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && !S_ISREG(st.st_mode)) {
+        set_err(errbuf, errlen, "%s: not a regular file", path);
+        fclose(f);
+        return SFL_EIO;
+    }
     while (fgets(line, sizeof line, f)) {
         size_t len = strlen(line);
         const char *s = line;
@@ -282,7 +295,8 @@ int sfl_allowlist_load(const char *path, sfl_allowlist *al, char *errbuf, size_t
             continue;
         }
         if (!whole) {
-            set_err(errbuf, errlen, "%s:%lu: line too long", path, lineno);
+            /* fgets stops short at a NUL byte too */
+            set_err(errbuf, errlen, "%s:%lu: line too long or not text", path, lineno);
             rc = SFL_EFORMAT;
             goto fail;
         }

@@ -62,6 +62,14 @@ static int config_line(void *user, const char *section, const char *name, const 
         fprintf(stderr, "seedfl-server: config: unknown section [%s]\n", section);
         return 0;
     }
+    if (!strcmp(name, "log-level")) {
+        if (sfl_log_set_level_name(value) < 0) {
+            fprintf(stderr, "seedfl-server: config: log-level '%s' is not debug|info|warn|error\n",
+                    value);
+            return 0;
+        }
+        return 1;
+    }
     if (sfl_server_config_set(user, name, value, err, sizeof err) < 0) {
         fprintf(stderr, "seedfl-server: config: %s\n", err);
         return 0;

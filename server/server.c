@@ -27,6 +27,7 @@
 enum sess_state {
     SESS_HANDSHAKE, /* waiting for Noise message 1 */
     SESS_HELLO,     /* authenticated, waiting for Hello */
+    SESS_JOINING,   /* welcomed; the client is loading its data (waiting for Ready) */
     SESS_READY,     /* may take part in rounds */
 };
 
@@ -126,6 +127,8 @@ static void round_maybe_start(server *srv);
 static void round_check(server *srv);
 static void session_close(session *s, int flush);
 static void session_abort(session *s, Seedfl__Error__Code code, const char *why);
+static void session_send_error(session *s, Seedfl__Error__Code code, uint32_t round,
+                               const char *msg);
 
 /* ---------- failure and shutdown ---------- */
 
@@ -151,6 +154,10 @@ static void server_stop(server *srv, int code)
     close_if_active((uv_handle_t *)&srv->sigint);
     for (session *s = srv->sessions, *next; s; s = next) {
         next = s->next;
+        /* tell authenticated clients why, unless training simply ended */
+        if (code != 0 && s->state != SESS_HANDSHAKE && !s->closing)
+            session_send_error(s, SEEDFL__ERROR__CODE__SHUTDOWN, srv->round,
+                               srv->err[0] ? srv->err : "the server is stopping");
         session_close(s, 1);
     }
 }
@@ -407,7 +414,7 @@ static void send_task(session *s, server *srv)
 static void on_wait_timeout(uv_timer_t *t)
 {
     server *srv = t->data;
-    server_fail(srv, "only %u of the %u clients needed connected within %.0f s", count_ready(srv),
+    server_fail(srv, "only %u of the %u clients needed connected within %g s", count_ready(srv),
                 srv->cfg->min_clients, srv->cfg->wait_timeout);
 }
 
@@ -901,8 +908,17 @@ static void handle_hello(session *s, const Seedfl__Hello *h)
         session_close(s, 0);
         return;
     }
+    s->state = SESS_JOINING;
+}
+
+/* The client has its data: it counts towards min-clients from now on (a
+ * client that fails while loading never held a round up). */
+static void handle_ready(session *s, const Seedfl__Ready *r)
+{
+    server *srv = s->srv;
     s->state = SESS_READY;
-    sfl_info("client_ready", "peer=%s addr=%s clients=%u", s->id, s->addr, count_ready(srv));
+    sfl_info("client_ready", "peer=%s addr=%s samples=%" PRIu64 " clients=%u", s->id, s->addr,
+             r->num_samples, count_ready(srv));
     round_maybe_start(srv);
 }
 
@@ -922,6 +938,13 @@ static void handle_envelope(session *s, const Seedfl__Envelope *env)
             return;
         }
         handle_hello(s, env->hello);
+        return;
+    }
+    if (s->state == SESS_JOINING) {
+        if (env->msg_case == SEEDFL__ENVELOPE__MSG_READY)
+            handle_ready(s, env->ready);
+        else if (env->msg_case != SEEDFL__ENVELOPE__MSG_HEARTBEAT)
+            session_abort(s, SEEDFL__ERROR__CODE__MALFORMED, "expected ready");
         return;
     }
     switch (env->msg_case) {
@@ -1093,7 +1116,10 @@ static void on_connection(uv_stream_t *listener, int status)
         srv->sessions->prev = s;
     srv->sessions = s;
     srv->nsessions++;
-    if (uv_accept(listener, (uv_stream_t *)&s->tcp) < 0 || srv->stopping) {
+    int arc = uv_accept(listener, (uv_stream_t *)&s->tcp);
+    if (arc < 0)
+        sfl_warn("accept_failed", "error=\"%s\"", uv_strerror(arc));
+    if (arc < 0 || srv->stopping) {
         s->closing = 1;
         uv_close((uv_handle_t *)&s->tcp, on_session_closed);
         return;
@@ -1133,7 +1159,7 @@ static int write_port_file(const char *path, int port, char *err, size_t errlen)
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (!f) {
-        snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+        snprintf(err, errlen, "--port-file %s: %s", path, strerror(errno));
         return SFL_EIO;
     }
     fprintf(f, "%d\n", port);
@@ -1164,9 +1190,11 @@ static int listen_on(server *srv, char *err, size_t errlen)
     uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
     int port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
                                              : ((struct sockaddr_in6 *)&ss)->sin6_port);
-    printf("seedfl-server listening on %s:%d\n", cfg->listen_host, port);
+    int v6 = strchr(cfg->listen_host, ':') != NULL;
+    printf("seedfl-server listening on %s%s%s:%d\n", v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "",
+           port);
     fflush(stdout);
-    sfl_info("listening", "addr=%s:%d", cfg->listen_host, port);
+    sfl_info("listening", "addr=%s%s%s:%d", v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "", port);
     if (cfg->port_file[0])
         return write_port_file(cfg->port_file, port, err, errlen);
     return 0;
@@ -1188,7 +1216,13 @@ static int load_all(server *srv, char *err, size_t errlen)
         }
         if ((rc = sfl_allowlist_load(cfg->allow_path, &srv->allow, err, errlen)) < 0)
             return rc;
+        if (srv->allow.n == 0)
+            sfl_warn("allowlist_empty", "path=%s reason=\"no keys: every client will be refused\"",
+                     cfg->allow_path);
     }
+    if (cfg->quorum >= 1 && cfg->quorum > cfg->min_clients)
+        sfl_warn("quorum_high", "quorum=%.0f min_clients=%u reason=\"a round opened with fewer "
+                 "clients than the quorum cannot succeed\"", cfg->quorum, cfg->min_clients);
     if ((rc = sfl_model_create(&srv->model, cfg->model_spec, err, errlen)) < 0)
         return rc;
     sfl_model_init(&srv->model, cfg->seed);
@@ -1215,6 +1249,12 @@ static int load_all(server *srv, char *err, size_t errlen)
                  srv->model.sizes[0], srv->test.dim);
         return SFL_EINVAL;
     }
+    int classes = srv->model.sizes[srv->model.nlayers];
+    if (classes < srv->test.classes) {
+        snprintf(err, errlen, "model %s has %d outputs but the data has %d classes",
+                 cfg->model_spec, classes, srv->test.classes);
+        return SFL_EINVAL;
+    }
     srv->acc = malloc(srv->model.nparams * sizeof *srv->acc);
     srv->readbuf = malloc(READ_BUF_SIZE);
     if (!srv->acc || !srv->readbuf)
@@ -1232,15 +1272,22 @@ static int load_all(server *srv, char *err, size_t errlen)
                 return SFL_ENOMEM;
         }
     }
-    if (cfg->metrics_path[0]) {
-        srv->metrics = fopen(cfg->metrics_path, "w");
-        if (!srv->metrics) {
-            snprintf(err, errlen, "%s: %s", cfg->metrics_path, strerror(errno));
-            return SFL_EIO;
-        }
-        fprintf(srv->metrics, "round,mode,clients,test_accuracy,test_loss,bytes_up,bytes_down,seconds\n");
-        fflush(srv->metrics);
+    return 0;
+}
+
+/* Only once everything else worked: a failed start leaves an old file alone. */
+static int open_metrics(server *srv, char *err, size_t errlen)
+{
+    const char *path = srv->cfg->metrics_path;
+    if (!path[0])
+        return 0;
+    srv->metrics = fopen(path, "w");
+    if (!srv->metrics) {
+        snprintf(err, errlen, "--metrics-out %s: %s", path, strerror(errno));
+        return SFL_EIO;
     }
+    fprintf(srv->metrics, "round,mode,clients,test_accuracy,test_loss,bytes_up,bytes_down,seconds\n");
+    fflush(srv->metrics);
     return 0;
 }
 
@@ -1276,6 +1323,8 @@ int sfl_server_run(const sfl_server_config *cfg, char *err, size_t errlen)
     rc = load_all(srv, err, errlen);
     if (rc == 0)
         rc = listen_on(srv, err, errlen);
+    if (rc == 0)
+        rc = open_metrics(srv, err, errlen);
     if (rc < 0) {
         if (!err[0])
             snprintf(err, errlen, "%s", sfl_strerror(rc));

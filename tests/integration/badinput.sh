@@ -65,6 +65,27 @@ start_client 0 1 --limit 500
 wait_exit "$CPID" 60 || fail "good client exit status $?"
 wait_exit "$SPID" 30 || fail "server exit status $?"
 
+# a model that cannot fit the data is refused at start
+expect 1 "has 5 outputs but the data has 10 classes" "$S" --key "$T/server.key" --open-enrolment \
+    --model mlp:784-16-5
+# the config file takes log-level like the command line
+printf '[server]\nlog-level = warn\nrounds = x\n' >"$T/ll.ini"
+expect 2 "rounds" "$S" --config "$T/ll.ini" --key "$T/server.key"
+# a public key where the secret key belongs, a directory as allow-list
+expect 1 "this is a public key" "$S" --key "$T/server.key.pub" --open-enrolment
+expect 1 "not a regular file" "$S" --key "$T/server.key" --allow "$T"
+# more shards than examples: refused before connecting
+expect 1 "more shards than the 100 training examples" "$C" "${CA[@]}" --shard 0 --of 101 \
+    --limit 100
+# a server that cannot start leaves an existing metrics file alone
+echo "precious" >"$T/keep.csv"
+start_server --model logreg --rounds 1 --min-clients 1 --eval-limit 100 --wait-timeout 30
+expect 1 "cannot listen" "$S" --key "$T/server.key" --open-enrolment --listen "127.0.0.1:$PORT" \
+    --model logreg --eval-limit 100 --metrics-out "$T/keep.csv"
+[ "$(cat "$T/keep.csv")" = precious ] || fail "a failed start truncated the metrics file"
+kill "$SPID"
+wait_exit "$SPID" 10 || fail "server did not stop on SIGTERM"
+
 expect 2 "usage" "$K"
 "$K" "$T/k1" >/dev/null || fail "keygen"
 [ "$(stat -c %a "$T/k1")" = 600 ] || fail "secret key mode $(stat -c %a "$T/k1")"

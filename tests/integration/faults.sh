@@ -80,4 +80,14 @@ rc=$?
 [ "$rc" = 1 ] || fail "unreachable quorum: server exit status $rc, expected 1"
 grep -q "quorum not met" "$T/server.log" || fail "quorum failure reason missing"
 grep -q "attempt=1" "$T/server.log" || fail "round was not retried"
+# a server that gives up tells its clients why
+start_server --model logreg --rounds 1 --min-clients 2 --wait-timeout 2 --eval-limit 100
+start_client 0 2 --limit 200
+wait_exit "$CPID" 20
+rc=$?
+[ "$rc" = 1 ] || fail "client of a failing server exited $rc, expected 1"
+grep -q "the server stopped: only 1 of the 2 clients needed connected within 2 s" "$T/c0.log" ||
+    fail "client did not print the server's reason: $(tail -n 2 "$T/c0.log")"
+wait_exit "$SPID" 10
+[ $? = 1 ] || fail "server that gave up did not exit 1"
 echo "ok"

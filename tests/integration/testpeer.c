@@ -36,6 +36,25 @@ static int hello(uint32_t version)
     return sfl_conn_send(&conn, &env);
 }
 
+/* Wait for the Welcome, then say Ready (as a client does once its data is
+ * loaded). */
+static int join(void)
+{
+    Seedfl__Envelope *e = NULL;
+    if (sfl_conn_recv(&conn, &e) < 0)
+        return die("waiting for the welcome");
+    int ok = e->msg_case == SEEDFL__ENVELOPE__MSG_WELCOME;
+    seedfl__envelope__free_unpacked(e, NULL);
+    if (!ok)
+        return die("expected a welcome");
+    Seedfl__Ready r = SEEDFL__READY__INIT;
+    r.num_samples = 10;
+    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+    env.msg_case = SEEDFL__ENVELOPE__MSG_READY;
+    env.ready = &r;
+    return sfl_conn_send(&conn, &env) < 0 ? die("send ready") : 0;
+}
+
 /* Wait up to ms for the server to close the connection (after at most a
  * few frames, such as an error). Returns 0 when it closed. */
 static int expect_close(int ms, Seedfl__Error__Code *code)
@@ -244,6 +263,8 @@ static int scenario(const char *name)
     }
     if (hello(SFL_PROTOCOL_VERSION) < 0)
         return die("hello");
+    if (join() < 0)
+        return 1;
     uint32_t round = 0, attempt = 0;
     uint64_t n = 0;
     if (!strcmp(name, "silent"))
