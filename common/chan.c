@@ -7,6 +7,9 @@
 #include <sodium.h>
 
 #include "err.h"
+#include "secmem.h"
+
+_Static_assert(sizeof(sfl_chan_keys) <= SFL_SECMEM_SLOT, "session keys fit a secure slot");
 
 void sfl_chan_init(sfl_chan *c)
 {
@@ -31,7 +34,7 @@ void sfl_chan_free(sfl_chan *c)
     if (c->keys) {
         sfl_cipher_wipe(&c->keys->tx);
         sfl_cipher_wipe(&c->keys->rx);
-        sodium_free(c->keys);
+        sfl_secmem_free(c->keys);
         c->keys = NULL;
     }
     sfl_frame_reader_free(&c->rd);
@@ -53,7 +56,7 @@ static void tai64n_now(uint8_t out[SFL_HS_TS_LEN])
 
 static int open_keys(sfl_chan *c)
 {
-    c->keys = sodium_malloc(sizeof *c->keys);
+    c->keys = sfl_secmem_alloc(sizeof *c->keys);
     if (!c->keys)
         return SFL_ENOMEM;
     int rc = c->initiator ? sfl_hs_split(c->hs, &c->keys->tx, &c->keys->rx)

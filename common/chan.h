@@ -35,7 +35,7 @@ typedef struct {
     enum sfl_chan_state state;
     int initiator;
     sfl_hs *hs;              /* during the handshake only */
-    sfl_chan_keys *keys;     /* sodium_malloc'd after the handshake */
+    sfl_chan_keys *keys;     /* a secure slot (secmem.h), after the handshake only */
     sfl_frame_reader rd;
     uint8_t peer[32];        /* peer's static public key (after message 1) */
     uint8_t hs_ts[SFL_HS_TS_LEN]; /* responder: initiator's timestamp */

@@ -52,15 +52,14 @@ int sfl_frame_feed(sfl_frame_reader *r, const uint8_t *data, size_t len, size_t 
     if (take > r->body_len - r->body_have)
         take = r->body_len - r->body_have;
     if (take > 0) {
-        /* sized by the current cap, so a connection that has not
-         * authenticated holds a handshake-sized buffer, not 64 KiB */
+        /* sized by the declared length (already checked against the cap),
+         * so an idle or unauthenticated peer holds little */
         if (r->body_cap < r->body_len) {
-            size_t cap = r->max_len < SFL_NOISE_MAX ? r->max_len : SFL_NOISE_MAX;
-            uint8_t *b = realloc(r->body, cap);
+            uint8_t *b = realloc(r->body, r->body_len);
             if (!b)
                 return SFL_ENOMEM;
             r->body = b;
-            r->body_cap = cap;
+            r->body_cap = r->body_len;
         }
         memcpy(r->body + r->body_have, data + i, take);
         r->body_have += take;
@@ -74,6 +73,15 @@ int sfl_frame_feed(sfl_frame_reader *r, const uint8_t *data, size_t len, size_t 
     *frame_len = r->body_len;
     r->hdr_have = r->body_len = r->body_have = 0;
     return 1;
+}
+
+void sfl_frame_reader_trim(sfl_frame_reader *r)
+{
+    if (r->body_len == 0 && r->body_cap > SFL_FRAME_KEEP) {
+        free(r->body);
+        r->body = NULL;
+        r->body_cap = 0;
+    }
 }
 
 void sfl_frame_put_header(uint8_t hdr[SFL_FRAME_HDR], uint32_t len)

@@ -12,7 +12,7 @@
 typedef struct {
     uint8_t hdr[SFL_FRAME_HDR];
     size_t hdr_have;
-    uint8_t *body;     /* owned; sized by max_len when the first body arrives */
+    uint8_t *body;     /* owned; sized by the frame being read */
     size_t body_cap;   /* bytes allocated for body */
     size_t body_len;   /* declared length of the frame being read */
     size_t body_have;
@@ -31,6 +31,11 @@ void sfl_frame_reader_free(sfl_frame_reader *r);
  * with the rest. */
 int sfl_frame_feed(sfl_frame_reader *r, const uint8_t *data, size_t len, size_t *used,
                    const uint8_t **frame, size_t *frame_len);
+/* Between frames, give back a body buffer larger than SFL_FRAME_KEEP bytes
+ * (the last frame returned is then gone): a session that is mostly idle
+ * holds no 64 KiB buffer. A frame in progress keeps its buffer. */
+#define SFL_FRAME_KEEP 512
+void sfl_frame_reader_trim(sfl_frame_reader *r);
 /* Write the 4-byte header for a body of len bytes. */
 void sfl_frame_put_header(uint8_t hdr[SFL_FRAME_HDR], uint32_t len);
 

@@ -12,6 +12,7 @@
 
 #include "chan.h"
 #include "err.h"
+#include "secmem.h"
 
 typedef struct {
     sfl_chan cli, srv;
@@ -203,6 +204,43 @@ static void test_digest(void **state)
     assert_memory_equal(a, b, 32);
 }
 
+/* Session keys come from shared guarded chunks: slots are zeroed, reused
+ * through the free list, and 1,500 sessions' keys take three chunks, not
+ * 1,500 guarded regions. */
+static void test_secmem(void **state)
+{
+    (void)state;
+    size_t base = 0, chunks0 = 0, used, chunks;
+    sfl_secmem_stats(&base, &chunks0);
+    assert_null(sfl_secmem_alloc(SFL_SECMEM_SLOT + 1));
+    enum { N = 1500 };
+    static unsigned char *p[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = sfl_secmem_alloc(SFL_SECMEM_SLOT);
+        assert_non_null(p[i]);
+        for (int j = 0; j < SFL_SECMEM_SLOT; j++)
+            assert_int_equal(p[i][j], 0);
+        memset(p[i], 0xA5, SFL_SECMEM_SLOT);
+    }
+    for (int i = 1; i < N; i++)
+        assert_true(p[i] != p[i - 1]);
+    sfl_secmem_stats(&used, &chunks);
+    assert_int_equal(used, base + N);
+    assert_true(chunks - chunks0 <= (N + SFL_SECMEM_CHUNK_SLOTS - 1) / SFL_SECMEM_CHUNK_SLOTS);
+    unsigned char *last = p[N - 1];
+    sfl_secmem_free(last);
+    unsigned char *again = sfl_secmem_alloc(16);
+    assert_ptr_equal(again, last); /* reused, and wiped */
+    for (int j = 0; j < SFL_SECMEM_SLOT; j++)
+        assert_int_equal(again[j], 0);
+    p[N - 1] = again;
+    for (int i = 0; i < N; i++)
+        sfl_secmem_free(p[i]);
+    sfl_secmem_free(NULL);
+    sfl_secmem_stats(&used, NULL);
+    assert_int_equal(used, base);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -213,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_wrong_key),
         cmocka_unit_test(test_digest),
+        cmocka_unit_test(test_secmem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

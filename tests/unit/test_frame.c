@@ -254,6 +254,41 @@ static void test_lazy_allocation(void **state)
     /* empty input is fine */
     assert_int_equal(sfl_frame_feed(&r, NULL, 0, &used, &fr, &flen), 0);
     assert_int_equal(used, 0);
+    /* the buffer is as large as the frame, not the cap */
+    assert_int_equal(r.body_cap, 3);
+    sfl_frame_reader_free(&r);
+}
+
+/* Between frames a large buffer is given back; a frame in progress keeps it. */
+static void test_trim(void **state)
+{
+    (void)state;
+    static uint8_t buf[SFL_FRAME_HDR + 2000];
+    const uint8_t *fr = NULL;
+    size_t flen = 0, used = 0;
+    sfl_frame_reader r;
+    sfl_frame_reader_init(&r, SFL_NOISE_MAX);
+    sfl_frame_put_header(buf, 2000);
+    memset(buf + 4, 7, 2000);
+    assert_int_equal(sfl_frame_feed(&r, buf, 1004, &used, &fr, &flen), 0);
+    assert_int_equal(r.body_cap, 2000);
+    sfl_frame_reader_trim(&r); /* mid-frame: kept */
+    assert_non_null(r.body);
+    assert_int_equal(sfl_frame_feed(&r, buf + 1004, 1000, &used, &fr, &flen), 1);
+    assert_int_equal(flen, 2000);
+    assert_int_equal(fr[1999], 7);
+    sfl_frame_reader_trim(&r); /* between frames: given back */
+    assert_null(r.body);
+    assert_int_equal(r.body_cap, 0);
+    /* a small buffer stays */
+    sfl_frame_put_header(buf, 100);
+    assert_int_equal(sfl_frame_feed(&r, buf, 104, &used, &fr, &flen), 1);
+    sfl_frame_reader_trim(&r);
+    assert_non_null(r.body);
+    /* and the reader still works after a trim */
+    sfl_frame_put_header(buf, 2000);
+    assert_int_equal(sfl_frame_feed(&r, buf, 2004, &used, &fr, &flen), 1);
+    assert_int_equal(flen, 2000);
     sfl_frame_reader_free(&r);
 }
 
@@ -273,6 +308,7 @@ int main(void)
         cmocka_unit_test(test_oversize_rejected_before_alloc),
         cmocka_unit_test(test_zero_length_rejected),
         cmocka_unit_test(test_exact_cap_accepted),
+        cmocka_unit_test(test_trim),
         cmocka_unit_test(test_lazy_allocation),
         cmocka_unit_test(test_put_header),
     };
