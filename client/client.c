@@ -1,7 +1,10 @@
 #include "client.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +22,7 @@
 #include "zo.h"
 
 #define CHUNK_FLOATS (SFL_CHUNK_BYTES / 4)
+#define CLIENT_HANDSHAKE_TIMEOUT_MS 10000 /* until the Welcome sets the liveness timeout */
 #define ZO_RELAY_MAX_BYTES (64u << 20) /* derived scalars held for one replay */
 #define ZO_RELAY_MAX_CLIENTS 100000
 
@@ -47,10 +51,20 @@ typedef struct {
     size_t zo_ncontrib, zo_relay_bytes;
     int zo_bad;          /* the terms broke a rule: do not replay, resync */
     int resyncing;       /* asked for the full model; tasks wait for it */
+    /* liveness: a thread sends a heartbeat whenever nothing else went out
+     * for an interval, so long local work does not look like a dead peer */
+    pthread_t hb_thread;
+    pthread_mutex_t hb_lock;
+    pthread_cond_t hb_cond;
+    int hb_running, hb_stop;
+    double hb_interval;  /* seconds, from the Welcome */
+    int hb_misses;
+    int welcomed;        /* this connection got its Welcome */
     char *err;
     size_t errlen;
 } client;
 
+static void zo_terms_clear(client *c);
 static int fail(client *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(client *c, int rc, const char *fmt, ...)
 {
@@ -98,11 +112,51 @@ static int load_shard(client *c)
     return 0;
 }
 
+static int send_ready(client *c)
+{
+    Seedfl__Ready r = SEEDFL__READY__INIT;
+    r.num_samples = c->data.n;
+    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+    env.msg_case = SEEDFL__ENVELOPE__MSG_READY;
+    env.ready = &r;
+    return send_env(c, &env);
+}
+
+static void apply_liveness(client *c, const Seedfl__Welcome *w)
+{
+    double iv = w->heartbeat_ms ? w->heartbeat_ms / 1000.0 : 5.0;
+    int misses = w->heartbeat_misses ? (int)w->heartbeat_misses : 3;
+    pthread_mutex_lock(&c->hb_lock);
+    c->hb_interval = iv;
+    c->hb_misses = misses;
+    pthread_cond_signal(&c->hb_cond);
+    pthread_mutex_unlock(&c->hb_lock);
+    /* the server sends a heartbeat when it has nothing else to say */
+    c->conn.recv_timeout_ms = (int)(iv * misses * 1000);
+}
+
 static int on_welcome(client *c, const Seedfl__Welcome *w)
 {
     if (w->protocol_version != SFL_PROTOCOL_VERSION)
         return fail(c, SFL_EPROTO, "server speaks protocol %u, this client %d",
                     w->protocol_version, SFL_PROTOCOL_VERSION);
+    if (c->welcomed)
+        return fail(c, SFL_EPROTO, "second welcome");
+    c->welcomed = 1;
+    apply_liveness(c, w);
+    if (c->have_model_obj) {
+        /* a reconnection: the same run, or nothing */
+        uint64_t seed = c->cfg->have_seed ? c->cfg->seed : w->seed;
+        if (!w->model_spec || strcmp(w->model_spec, c->model.spec) != 0 || seed != c->seed)
+            return fail(c, SFL_EREFUSED, "the server now runs another training run (model %s, "
+                        "seed %llu)", w->model_spec ? w->model_spec : "?",
+                        (unsigned long long)w->seed);
+        c->model_version = UINT64_MAX; /* the full model comes with the next task */
+        c->resyncing = 0;
+        zo_terms_clear(c);
+        sfl_info("rejoined", "model=%s", c->model.spec);
+        return send_ready(c);
+    }
     int rc = sfl_model_create(&c->model, w->model_spec ? w->model_spec : "", c->err, c->errlen);
     if (rc < 0)
         return rc;
@@ -122,12 +176,7 @@ static int on_welcome(client *c, const Seedfl__Welcome *w)
         return fail(c, SFL_ENOMEM, "out of memory for the model");
     sfl_info("welcome", "model=%s params=%zu rounds=%u seed=%llu", c->model.spec,
              c->model.nparams, w->total_rounds, (unsigned long long)c->seed);
-    Seedfl__Ready r = SEEDFL__READY__INIT;
-    r.num_samples = c->data.n;
-    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
-    env.msg_case = SEEDFL__ENVELOPE__MSG_READY;
-    env.ready = &r;
-    return send_env(c, &env);
+    return send_ready(c);
 }
 
 static int on_chunk(client *c, const Seedfl__ModelChunk *m)
@@ -441,14 +490,14 @@ static int session_loop(client *c)
         rc = 0;
         switch (e->msg_case) {
         case SEEDFL__ENVELOPE__MSG_WELCOME:
-            rc = c->have_model_obj ? fail(c, SFL_EPROTO, "second welcome") : on_welcome(c, e->welcome);
+            rc = on_welcome(c, e->welcome);
             break;
         case SEEDFL__ENVELOPE__MSG_MODEL_CHUNK:
-            rc = c->have_model_obj ? on_chunk(c, e->model_chunk)
-                                   : fail(c, SFL_EPROTO, "model before welcome");
+            rc = c->welcomed ? on_chunk(c, e->model_chunk)
+                             : fail(c, SFL_EPROTO, "model before welcome");
             break;
         case SEEDFL__ENVELOPE__MSG_TASK:
-            rc = c->have_model_obj ? on_task(c, e->task) : fail(c, SFL_EPROTO, "task before welcome");
+            rc = c->welcomed ? on_task(c, e->task) : fail(c, SFL_EPROTO, "task before welcome");
             break;
         case SEEDFL__ENVELOPE__MSG_ZO_DELTA:
             rc = c->have_model_obj ? on_zo_delta(c, e->zo_delta)
@@ -478,7 +527,10 @@ static int session_loop(client *c)
                 sfl_warn("server_rejected_update", "round=%u code=%d reason=\"%s\"", er->round,
                          er->code, msg);
             } else if (er->code == SEEDFL__ERROR__CODE__SHUTDOWN) {
-                rc = fail(c, SFL_ECLOSED, "the server stopped: %s", msg);
+                rc = fail(c, SFL_EREFUSED, "the server stopped: %s", msg);
+            } else if (er->code == SEEDFL__ERROR__CODE__REPLACED) {
+                rc = fail(c, SFL_EREFUSED, "replaced: another process with this key connected "
+                          "(%s)", msg);
             } else {
                 rc = fail(c, SFL_EREFUSED, "server error: %s", msg);
             }
@@ -494,10 +546,104 @@ static int session_loop(client *c)
     }
 }
 
+static void *heartbeat_main(void *arg)
+{
+    client *c = arg;
+    pthread_mutex_lock(&c->hb_lock);
+    while (!c->hb_stop) {
+        double iv = c->hb_interval;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        double wait = iv / 4;
+        ts.tv_sec += (time_t)wait;
+        ts.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&c->hb_cond, &c->hb_lock, &ts);
+        if (c->hb_stop)
+            break;
+        if (sfl_conn_idle(&c->conn) < c->hb_interval)
+            continue;
+        pthread_mutex_unlock(&c->hb_lock);
+        Seedfl__Heartbeat hb = SEEDFL__HEARTBEAT__INIT;
+        hb.time_ms = (uint64_t)(sfl_now() * 1000);
+        Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+        env.msg_case = SEEDFL__ENVELOPE__MSG_HEARTBEAT;
+        env.heartbeat = &hb;
+        int rc = sfl_conn_send_quiet(&c->conn, &env);
+        pthread_mutex_lock(&c->hb_lock);
+        if (rc < 0)
+            break; /* the work thread finds out on its next send or receive */
+    }
+    pthread_mutex_unlock(&c->hb_lock);
+    return NULL;
+}
+
+static int heartbeat_start(client *c)
+{
+    c->hb_stop = 0;
+    c->hb_interval = 5.0; /* until the Welcome says otherwise */
+    if (pthread_create(&c->hb_thread, NULL, heartbeat_main, c) != 0)
+        return fail(c, SFL_ENOMEM, "cannot start the heartbeat thread");
+    c->hb_running = 1;
+    return 0;
+}
+
+static void heartbeat_stop(client *c)
+{
+    if (!c->hb_running)
+        return;
+    pthread_mutex_lock(&c->hb_lock);
+    c->hb_stop = 1;
+    pthread_cond_signal(&c->hb_cond);
+    pthread_mutex_unlock(&c->hb_lock);
+    pthread_join(c->hb_thread, NULL);
+    c->hb_running = 0;
+}
+
+/* One connection: connect, handshake, serve until it ends. */
+static int run_session(client *c)
+{
+    const sfl_client_config *cfg = c->cfg;
+    int rc;
+    sfl_conn_close(&c->conn);
+    if ((rc = sfl_conn_init(&c->conn)) < 0)
+        return fail(c, rc, "out of memory");
+    c->welcomed = 0;
+    /* a server that accepts but never answers must not hold us forever */
+    c->conn.recv_timeout_ms = CLIENT_HANDSHAKE_TIMEOUT_MS;
+    if ((rc = sfl_conn_connect(&c->conn, cfg->host, cfg->port)) < 0 ||
+        (rc = sfl_conn_handshake(&c->conn, c->s_priv, c->server_pub)) < 0)
+        return fail(c, rc, "%s", c->conn.err);
+    sfl_info("connected", "server=%s:%d", cfg->host, cfg->port);
+    if ((rc = heartbeat_start(c)) < 0)
+        return rc;
+    rc = session_loop(c);
+    heartbeat_stop(c);
+    return rc;
+}
+
+/* Worth another connection: the link was lost, not refused or broken. */
+static int transient(int rc)
+{
+    return rc == SFL_ECLOSED || rc == SFL_ETIMEOUT || rc == SFL_EIO || rc == SFL_ECRYPTO;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
 int sfl_client_run(const sfl_client_config *cfg, char *err, size_t errlen)
 {
     client c;
     memset(&c, 0, sizeof c);
+    pthread_mutex_init(&c.hb_lock, NULL);
+    pthread_cond_init(&c.hb_cond, NULL);
     c.cfg = cfg;
     c.err = err;
     c.errlen = errlen;
@@ -525,14 +671,32 @@ int sfl_client_run(const sfl_client_config *cfg, char *err, size_t errlen)
                   total);
         goto out;
     }
-    if ((rc = sfl_conn_connect(&c.conn, cfg->host, cfg->port)) < 0 ||
-        (rc = sfl_conn_handshake(&c.conn, c.s_priv, c.server_pub)) < 0) {
-        fail(&c, rc, "%s", c.conn.err);
-        goto out;
+    /* the first connection must work (a wrong address is the user's to fix);
+     * after a session was up, a lost link is retried with exponential
+     * backoff and jitter until --reconnect-for runs out */
+    rc = run_session(&c);
+    if (rc < 0 && transient(rc) && c.welcomed && cfg->reconnect_for > 0) {
+        double give_up = sfl_now() + cfg->reconnect_for, backoff = 0.5;
+        int attempt = 0;
+        while (rc < 0 && transient(rc) && sfl_now() < give_up) {
+            double wait = backoff * (0.5 + randombytes_uniform(1001) / 1000.0);
+            if (sfl_now() + wait > give_up)
+                wait = give_up - sfl_now();
+            sfl_warn("connection_lost", "reason=\"%s\" attempt=%d retry_in_s=%.2f", err,
+                     ++attempt, wait);
+            sleep_s(wait > 0 ? wait : 0);
+            backoff = backoff * 2 < 15 ? backoff * 2 : 15;
+            err[0] = 0;
+            rc = run_session(&c);
+        }
+        if (rc < 0 && transient(rc)) {
+            char last[256];
+            snprintf(last, sizeof last, "%s", err);
+            fail(&c, rc, "gave up reconnecting after %g s: %s", cfg->reconnect_for, last);
+        }
     }
-    sfl_info("connected", "server=%s:%d", cfg->host, cfg->port);
-    rc = session_loop(&c);
 out:
+    heartbeat_stop(&c);
     sfl_conn_close(&c.conn);
     if (c.s_priv)
         sodium_free(c.s_priv);
@@ -545,5 +709,7 @@ out:
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         sfl_info("client_done", "status=%s peak_rss_kb=%ld", rc < 0 ? "error" : "ok",
                  ru.ru_maxrss);
+    pthread_mutex_destroy(&c.hb_lock);
+    pthread_cond_destroy(&c.hb_cond);
     return rc;
 }

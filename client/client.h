@@ -22,6 +22,7 @@ typedef struct {
     float momentum;
     int have_momentum;
     uint32_t inject_drift;      /* testing aid: corrupt the replica after this round (0 = never) */
+    double reconnect_for;       /* seconds to keep reconnecting after a lost link (0 = never) */
 } sfl_client_config;
 
 /* Returns 0 when the server ends training, or negative with a message in err. */

@@ -32,6 +32,10 @@ static const char usage[] =
     "  --lr LR              learning rate (default: as the task says)\n"
     "  --momentum M         SGD momentum (default: as the task says)\n"
     "  --name NAME          a name for the server's logs\n"
+    "  --reconnect-for SEC  after a lost connection, keep reconnecting (exponential\n"
+    "                       backoff with jitter, at most 15 s apart) for SEC seconds\n"
+    "                       (default 120; 0 = never). A refused handshake, a newer\n"
+    "                       session of the same key or a stopping server end it.\n"
     "  --inject-drift R     testing aid (zo mode): flip one bit of the local model after\n"
     "                       round R's replay, which the digest check must catch and\n"
     "                       repair by downloading the model\n"
@@ -54,11 +58,12 @@ int main(int argc, char **argv)
         {"epochs", required_argument, 0, 0}, {"batch", required_argument, 0, 0},
         {"lr", required_argument, 0, 0},     {"momentum", required_argument, 0, 0},
         {"name", required_argument, 0, 0},   {"log-level", required_argument, 0, 0},
-        {"inject-drift", required_argument, 0, 0},
+        {"inject-drift", required_argument, 0, 0}, {"reconnect-for", required_argument, 0, 0},
         {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
     sfl_client_config cfg;
     memset(&cfg, 0, sizeof cfg);
     snprintf(cfg.data_dir, sizeof cfg.data_dir, "/usr/share/datasets/fashion-mnist");
+    cfg.reconnect_for = 120;
     int have_server = 0, have_shard = 0, have_of = 0;
     int idx = 0, c;
     opterr = 0;
@@ -122,6 +127,9 @@ int main(int argc, char **argv)
                 return bad(n, optarg, "a number in [0, 0.999]");
             cfg.momentum = (float)d;
             cfg.have_momentum = 1;
+        } else if (!strcmp(n, "reconnect-for")) {
+            if (sfl_parse_double(optarg, 0, 1e6, &cfg.reconnect_for) < 0)
+                return bad(n, optarg, "a number of seconds >= 0");
         } else if (!strcmp(n, "inject-drift")) {
             if (sfl_parse_u32(optarg, 1, UINT32_MAX, &cfg.inject_drift) < 0)
                 return bad(n, optarg, "a round number >= 1");

@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "util.h"
 
 #define IN_BUF 65536
 
@@ -19,6 +21,7 @@ int sfl_conn_init(sfl_conn *c)
     memset(c, 0, sizeof *c);
     c->fd = -1;
     sfl_chan_init(&c->chan);
+    pthread_mutex_init(&c->send_lock, NULL);
     c->in = malloc(IN_BUF);
     return c->in ? 0 : SFL_ENOMEM;
 }
@@ -31,6 +34,7 @@ void sfl_conn_close(sfl_conn *c)
     sfl_chan_free(&c->chan);
     free(c->in);
     c->in = NULL;
+    pthread_mutex_destroy(&c->send_lock);
 }
 
 int sfl_conn_connect(sfl_conn *c, const char *host, int port)
@@ -68,35 +72,66 @@ int sfl_conn_connect(sfl_conn *c, const char *host, int port)
     return SFL_EIO;
 }
 
-int sfl_conn_send_raw(sfl_conn *c, const uint8_t *p, size_t n)
+static int conn_write(sfl_conn *c, const uint8_t *p, size_t n, int report)
 {
     while (n > 0) {
         ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            snprintf(c->err, sizeof c->err, "connection to the server lost while sending: %s",
-                     strerror(errno));
+            if (report)
+                snprintf(c->err, sizeof c->err,
+                         "connection to the server lost while sending: %s", strerror(errno));
             return SFL_ECLOSED;
         }
         p += w;
         n -= (size_t)w;
     }
+    c->last_send = sfl_now();
     return 0;
+}
+
+int sfl_conn_send_raw(sfl_conn *c, const uint8_t *p, size_t n)
+{
+    pthread_mutex_lock(&c->send_lock);
+    int rc = conn_write(c, p, n, 1);
+    pthread_mutex_unlock(&c->send_lock);
+    return rc;
+}
+
+static int conn_send(sfl_conn *c, const Seedfl__Envelope *env, int report)
+{
+    uint8_t *buf;
+    size_t len;
+    pthread_mutex_lock(&c->send_lock);
+    int rc = sfl_chan_seal(&c->chan, env, &buf, &len);
+    if (rc < 0) {
+        if (report)
+            snprintf(c->err, sizeof c->err, "cannot encode message: %s", sfl_strerror(rc));
+    } else {
+        rc = conn_write(c, buf, len, report);
+        free(buf);
+    }
+    pthread_mutex_unlock(&c->send_lock);
+    return rc;
 }
 
 int sfl_conn_send(sfl_conn *c, const Seedfl__Envelope *env)
 {
-    uint8_t *buf;
-    size_t len;
-    int rc = sfl_chan_seal(&c->chan, env, &buf, &len);
-    if (rc < 0) {
-        snprintf(c->err, sizeof c->err, "cannot encode message: %s", sfl_strerror(rc));
-        return rc;
-    }
-    rc = sfl_conn_send_raw(c, buf, len);
-    free(buf);
-    return rc;
+    return conn_send(c, env, 1);
+}
+
+int sfl_conn_send_quiet(sfl_conn *c, const Seedfl__Envelope *env)
+{
+    return conn_send(c, env, 0);
+}
+
+double sfl_conn_idle(sfl_conn *c)
+{
+    pthread_mutex_lock(&c->send_lock);
+    double t = c->last_send;
+    pthread_mutex_unlock(&c->send_lock);
+    return sfl_now() - t;
 }
 
 int sfl_conn_recv_frame(sfl_conn *c, uint8_t **frame, size_t *len)
@@ -118,6 +153,17 @@ int sfl_conn_recv_frame(sfl_conn *c, uint8_t **frame, size_t *len)
                 *frame = (uint8_t *)f;
                 *len = fl;
                 return 0;
+            }
+        }
+        if (c->recv_timeout_ms > 0) {
+            struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+            int pr = poll(&pfd, 1, c->recv_timeout_ms);
+            if (pr < 0 && errno == EINTR)
+                continue;
+            if (pr == 0) {
+                snprintf(c->err, sizeof c->err, "nothing from the server for %.1f s",
+                         c->recv_timeout_ms / 1000.0);
+                return SFL_ETIMEOUT;
             }
         }
         ssize_t r = recv(c->fd, c->in, IN_BUF, 0);

@@ -6,14 +6,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <pthread.h>
+
 #include "chan.h"
 
+/* Sends may come from two threads (the client's work and its heartbeat):
+ * they are serialised by send_lock, which also guards the transmit
+ * cipher's nonce. Receiving stays on one thread. */
 typedef struct {
     int fd;
     sfl_chan chan;
     uint8_t *in;          /* received bytes not yet framed */
     size_t in_off, in_len;
-    char err[256];        /* why the last call failed */
+    int recv_timeout_ms;  /* 0 = wait forever */
+    pthread_mutex_t send_lock;
+    double last_send;     /* sfl_now() of the last send (under send_lock) */
+    char err[256];        /* why the last call on the receiving thread failed */
 } sfl_conn;
 
 int sfl_conn_init(sfl_conn *c);
@@ -26,7 +34,12 @@ int sfl_conn_connect(sfl_conn *c, const char *host, int port);
 int sfl_conn_handshake(sfl_conn *c, const uint8_t s_priv[32], const uint8_t server_pub[32]);
 int sfl_conn_send_raw(sfl_conn *c, const uint8_t *p, size_t n);
 int sfl_conn_send(sfl_conn *c, const Seedfl__Envelope *env);
-/* Block until a whole frame arrived; valid until the next call. */
+/* The same from another thread: leaves err alone. */
+int sfl_conn_send_quiet(sfl_conn *c, const Seedfl__Envelope *env);
+/* Seconds since the last send. */
+double sfl_conn_idle(sfl_conn *c);
+/* Block until a whole frame arrived (or recv_timeout_ms passed with nothing
+ * received: SFL_ETIMEOUT); valid until the next call. */
 int sfl_conn_recv_frame(sfl_conn *c, uint8_t **frame, size_t *len);
 /* Receive and decrypt one envelope (free with seedfl__envelope__free_unpacked). */
 int sfl_conn_recv(sfl_conn *c, Seedfl__Envelope **env);

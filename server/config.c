@@ -31,6 +31,11 @@ void sfl_server_config_defaults(sfl_server_config *cfg)
     cfg->local_steps = 200;
     cfg->eps = 1e-3f;
     cfg->zo_scale = 0.05f;
+    cfg->handshake_timeout = 5;
+    cfg->max_unauth = 1024;
+    cfg->heartbeat_interval = 5;
+    cfg->heartbeat_misses = 3;
+    cfg->slow_timeout = 30;
 }
 
 void sfl_server_config_finish(sfl_server_config *cfg)
@@ -166,6 +171,34 @@ int sfl_server_config_set(sfl_server_config *cfg, const char *name, const char *
         if (sfl_parse_double(v, 1e-12, 1e6, &d) < 0)
             BAD("a quantization step in [1e-12, 1e6]");
         cfg->zo_scale = (float)d;
+    } else if (!strcmp(name, "cohort")) {
+        /* like --quorum: "1" is one client, "1.0" (or "all") every client */
+        if (!strcmp(v, "all"))
+            d = 0;
+        else if (sfl_parse_double(v, 1e-9, 1000000, &d) < 0 ||
+                 (d > 1 && d != (double)(uint64_t)d))
+            BAD("all, a fraction in (0, 1] or a whole number of clients");
+        else if (d == 1.0 && strchr(v, '.'))
+            d = 0;
+        cfg->cohort = d;
+    } else if (!strcmp(name, "handshake-timeout")) {
+        if (sfl_parse_double(v, 0.01, 3600, &cfg->handshake_timeout) < 0)
+            BAD("a number of seconds in [0.01, 3600]");
+    } else if (!strcmp(name, "max-unauth")) {
+        if (sfl_parse_u32(v, 1, 1000000, &cfg->max_unauth) < 0)
+            BAD("a whole number from 1 to 1000000");
+    } else if (!strcmp(name, "heartbeat-interval")) {
+        if (sfl_parse_double(v, 0.05, 3600, &cfg->heartbeat_interval) < 0)
+            BAD("a number of seconds in [0.05, 3600]");
+    } else if (!strcmp(name, "heartbeat-misses")) {
+        if (sfl_parse_u32(v, 1, 1000, &cfg->heartbeat_misses) < 0)
+            BAD("a whole number from 1 to 1000");
+    } else if (!strcmp(name, "write-hwm")) {
+        if (sfl_parse_u64(v, 65536, (uint64_t)1 << 40, &cfg->write_hwm) < 0)
+            BAD("a number of bytes >= 65536");
+    } else if (!strcmp(name, "slow-timeout")) {
+        if (sfl_parse_double(v, 0.01, 1e6, &cfg->slow_timeout) < 0)
+            BAD("a number of seconds > 0");
     } else if (!strcmp(name, "eval-limit")) {
         if (sfl_parse_u64(v, 1, 100000000, &u) < 0)
             BAD("a whole number >= 1");

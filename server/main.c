@@ -1,6 +1,7 @@
 /* seedfl-server: command line and config file; the work is in server.c. */
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,18 @@ static const char usage[] =
     "  --eps EPS              perturbation size (default 0.001)\n"
     "  --zo-scale S           quantization step of round 1; later rounds adapt it\n"
     "                         (default 0.05)\n"
+    "  --cohort C             clients per round: all (default), a count, or a fraction\n"
+    "                         such as 0.5, sampled reproducibly from the run seed\n"
+    "  --handshake-timeout S  seconds from connect to a finished handshake (default 5)\n"
+    "  --max-unauth N         connections not yet authenticated, at most (default 1024);\n"
+    "                         more are closed at once\n"
+    "  --heartbeat-interval S liveness: a heartbeat goes out when nothing else did for S\n"
+    "                         seconds (default 5); sent to clients in the welcome\n"
+    "  --heartbeat-misses N   a client silent for N intervals is dropped (default 3)\n"
+    "  --write-hwm BYTES      bytes queued to one client before reading from it pauses\n"
+    "                         (default twice the model plus 1 MiB)\n"
+    "  --slow-timeout S       a client that stays past the mark that long is closed\n"
+    "                         (default 30)\n"
     "  --seed S               run seed: initial model and data partition (default 1)\n"
     "  --eval-limit N         evaluate on the first N test images only (default all)\n"
     "  --metrics-out FILE     per-round CSV (created or truncated)\n"
@@ -94,7 +107,11 @@ int main(int argc, char **argv)
         {"eval-limit", required_argument, 0, 0},   {"metrics-out", required_argument, 0, 0},
         {"zo-variant", required_argument, 0, 0},   {"pool-size", required_argument, 0, 0},
         {"local-steps", required_argument, 0, 0},  {"eps", required_argument, 0, 0},
-        {"zo-scale", required_argument, 0, 0},
+        {"zo-scale", required_argument, 0, 0},     {"cohort", required_argument, 0, 0},
+        {"handshake-timeout", required_argument, 0, 0}, {"max-unauth", required_argument, 0, 0},
+        {"heartbeat-interval", required_argument, 0, 0},
+        {"heartbeat-misses", required_argument, 0, 0}, {"write-hwm", required_argument, 0, 0},
+        {"slow-timeout", required_argument, 0, 0},
         {"log-level", required_argument, 0, 0},    {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     sfl_server_config cfg;
@@ -166,6 +183,15 @@ int main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* every session is a descriptor: take all the kernel allows */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            sfl_info("open_files", "limit=%llu was=%llu", (unsigned long long)rl.rlim_cur,
+                     (unsigned long long)was);
+    }
     /* the loop thread only moves bytes; one BLAS thread for evaluation */
     openblas_set_num_threads(1);
     int rc = sfl_server_run(&cfg, err, sizeof err);

@@ -13,11 +13,13 @@
 #include <uv.h>
 
 #include "chan.h"
+#include "ident.h"
 #include "data.h"
 #include "err.h"
 #include "keys.h"
 #include "log.h"
 #include "model.h"
+#include "rng.h"
 #include "util.h"
 
 #define READ_BUF_SIZE (64 * 1024)
@@ -55,6 +57,12 @@ typedef struct session {
     uint64_t upd_samples;
     uint8_t recent[REPLAY_MEMORY][16];
     unsigned recent_n;
+    /* liveness and flow control */
+    int unauth;             /* counted among the unauthenticated connections */
+    int reading;            /* reads are on (off past the write high-water mark) */
+    double t_accept;        /* when the connection was accepted */
+    double last_rx, last_tx;/* last frame received / bytes queued */
+    double over_hwm_since;  /* when the write queue passed the mark; 0 = below */
 } session;
 
 typedef struct {
@@ -72,7 +80,7 @@ typedef struct server {
     const sfl_server_config *cfg;
     uv_loop_t *loop;
     uv_tcp_t listener;
-    uv_timer_t wait_timer, deadline_timer;
+    uv_timer_t wait_timer, deadline_timer, sweep_timer;
     uv_signal_t sigterm, sigint;
     uv_work_t work;
     uint8_t *s_priv; /* sodium_malloc'd */
@@ -81,6 +89,10 @@ typedef struct server {
     sfl_dataset test;
     session *sessions;
     size_t nsessions;
+    size_t n_unauth;        /* connections that have not finished the handshake */
+    uint64_t refused_unauth;/* closed at once: too many unauthenticated */
+    sfl_ident_table ident;  /* per key: last handshake timestamp, live session */
+    size_t write_hwm;
     uint8_t *readbuf;
     FILE *metrics;
 
@@ -127,6 +139,7 @@ static void round_maybe_start(server *srv);
 static void round_check(server *srv);
 static void session_close(session *s, int flush);
 static void session_abort(session *s, Seedfl__Error__Code code, const char *why);
+static void session_read_start(session *s);
 static void session_send_error(session *s, Seedfl__Error__Code code, uint32_t round,
                                const char *msg);
 
@@ -147,6 +160,8 @@ static void server_stop(server *srv, int code)
     srv->exit_code = code;
     uv_timer_stop(&srv->wait_timer);
     uv_timer_stop(&srv->deadline_timer);
+    uv_timer_stop(&srv->sweep_timer);
+    close_if_active((uv_handle_t *)&srv->sweep_timer);
     close_if_active((uv_handle_t *)&srv->listener);
     close_if_active((uv_handle_t *)&srv->wait_timer);
     close_if_active((uv_handle_t *)&srv->deadline_timer);
@@ -178,14 +193,20 @@ static void server_fail(server *srv, const char *fmt, ...)
 static void on_write(uv_write_t *req, int status)
 {
     write_req *w = (write_req *)req;
+    session *s = req->handle->data; /* freed only after its close callback, later */
     if (status < 0 && status != UV_ECANCELED) {
-        session *s = req->handle->data;
         sfl_warn("write_failed", "peer=%s error=\"%s\"", s->id[0] ? s->id : s->addr,
                  uv_strerror(status));
         session_close(s, 0);
     }
     free(w->data);
     free(w);
+    /* the peer caught up: read from it again */
+    if (!s->closing && !s->reading && s->state != SESS_HANDSHAKE &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) < s->srv->write_hwm / 2) {
+        s->over_hwm_since = 0;
+        session_read_start(s);
+    }
 }
 
 /* Queue len bytes of data (taking ownership of the malloc'd buffer). */
@@ -210,6 +231,16 @@ static int session_send_raw(session *s, uint8_t *data, size_t len)
         return SFL_EIO;
     }
     s->srv->bytes_out += len;
+    s->last_tx = sfl_now();
+    /* a peer that does not read its replies gets no more of our attention
+     * until it does; one that stays behind is closed by the sweep */
+    if (s->reading && uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) > s->srv->write_hwm) {
+        uv_read_stop((uv_stream_t *)&s->tcp);
+        s->reading = 0;
+        s->over_hwm_since = s->last_tx;
+        sfl_info("peer_throttled", "peer=%s queued=%zu", s->id[0] ? s->id : s->addr,
+                 uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp));
+    }
     return 0;
 }
 
@@ -271,6 +302,16 @@ static void session_close(session *s, int flush)
     server *srv = s->srv;
     s->closing = 1;
     uv_read_stop((uv_stream_t *)&s->tcp);
+    s->reading = 0;
+    if (s->unauth) {
+        s->unauth = 0;
+        srv->n_unauth--;
+    }
+    if (s->state != SESS_HANDSHAKE) {
+        sfl_ident *e = sfl_ident_find(&srv->ident, s->chan.peer);
+        if (e && e->session == s)
+            e->session = NULL;
+    }
     if (s->in_cohort) {
         s->in_cohort = 0;
         if (s->sub == SUB_NONE || s->sub == SUB_RECEIVING) {
@@ -420,20 +461,59 @@ static void on_wait_timeout(uv_timer_t *t)
 
 static void on_deadline(uv_timer_t *t);
 
+static int cmp_session_key(const void *a, const void *b)
+{
+    const session *x = *(session *const *)a, *y = *(session *const *)b;
+    return memcmp(x->chan.peer, y->chan.peer, 32);
+}
+
+/* The round's cohort: every ready client, or a sample of them drawn from
+ * the run seed, the round and the attempt over the clients sorted by key,
+ * so the same clients give the same cohorts. Returns the count. */
+static uint32_t pick_cohort(server *srv)
+{
+    size_t n = 0;
+    for (session *s = srv->sessions; s; s = s->next)
+        n += !s->closing && s->state == SESS_READY;
+    session **v = malloc((n ? n : 1) * sizeof *v);
+    if (!v)
+        return 0;
+    n = 0;
+    for (session *s = srv->sessions; s; s = s->next)
+        if (!s->closing && s->state == SESS_READY)
+            v[n++] = s;
+    size_t k = n;
+    double c = srv->cfg->cohort;
+    if (c >= 1)
+        k = (size_t)c < n ? (size_t)c : n;
+    else if (c > 0)
+        k = (size_t)ceil(c * (double)n);
+    if (k < n) {
+        qsort(v, n, sizeof *v, cmp_session_key);
+        sfl_rng r;
+        sfl_rng_init(&r, "cohort", srv->cfg->seed, srv->round, srv->attempt);
+        for (size_t i = 0; i < k; i++) {
+            size_t j = i + sfl_rng_below(&r, (uint32_t)(n - i));
+            session *t = v[i];
+            v[i] = v[j];
+            v[j] = t;
+        }
+    }
+    for (size_t i = 0; i < k; i++) {
+        v[i]->in_cohort = 1;
+        v[i]->sub = SUB_NONE;
+        v[i]->upd_have = 0;
+    }
+    free(v);
+    return (uint32_t)k;
+}
+
 static void round_open(server *srv)
 {
     srv->state = ROUND_OPEN;
-    srv->cohort = 0;
     srv->received = 0;
     uv_timer_stop(&srv->wait_timer);
-    for (session *s = srv->sessions; s; s = s->next) {
-        if (s->closing || s->state != SESS_READY)
-            continue;
-        s->in_cohort = 1;
-        s->sub = SUB_NONE;
-        s->upd_have = 0;
-        srv->cohort++;
-    }
+    srv->cohort = pick_cohort(srv);
     srv->pending = srv->cohort;
     subs_reset(srv);
     srv->subs = calloc(srv->cohort ? srv->cohort : 1, sizeof *srv->subs);
@@ -551,10 +631,9 @@ static void agg_work(uv_work_t *req)
 
 static session *find_session(server *srv, const uint8_t key[32])
 {
-    for (session *s = srv->sessions; s; s = s->next)
-        if (!s->closing && s->state == SESS_READY && memcmp(s->chan.peer, key, 32) == 0)
-            return s;
-    return NULL;
+    sfl_ident *e = sfl_ident_find(&srv->ident, key);
+    session *s = e ? e->session : NULL;
+    return s && !s->closing && s->state == SESS_READY ? s : NULL;
 }
 
 #define ZO_DELTA_SEEDS 4096 /* pool entries per ZoDelta message: well inside a frame */
@@ -901,6 +980,8 @@ static void handle_hello(session *s, const Seedfl__Hello *h)
     w.model_spec = srv->model.spec;
     w.total_rounds = srv->cfg->rounds;
     w.seed = srv->cfg->seed;
+    w.heartbeat_ms = (uint32_t)(srv->cfg->heartbeat_interval * 1000);
+    w.heartbeat_misses = srv->cfg->heartbeat_misses;
     Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
     env.msg_case = SEEDFL__ENVELOPE__MSG_WELCOME;
     env.welcome = &w;
@@ -1000,6 +1081,19 @@ static void handle_handshake(session *s, const uint8_t *frame, size_t len)
         session_close(s, 0);
         return;
     }
+    sfl_ident *e = sfl_ident_get(&srv->ident, s->chan.peer);
+    if (!e) {
+        sfl_warn("handshake_refused", "addr=%s peer=%s reason=\"identity table full\"", s->addr,
+                 s->id);
+        session_close(s, 0);
+        return;
+    }
+    if (!sfl_ident_fresh(e, s->chan.hs_ts)) {
+        sfl_warn("handshake_refused", "addr=%s peer=%s reason=\"handshake timestamp not newer "
+                 "than the last accepted for this key (a replayed first message)\"", s->addr, s->id);
+        session_close(s, 0);
+        return;
+    }
     uint8_t out[SFL_FRAME_HDR + SFL_HS2_LEN];
     size_t n = 0;
     rc = sfl_chan_server_reply(&s->chan, out, &n);
@@ -1007,6 +1101,20 @@ static void handle_handshake(session *s, const uint8_t *frame, size_t len)
         sfl_warn("handshake_failed", "addr=%s reason=\"%s\"", s->addr, sfl_strerror(rc));
         session_close(s, 0);
         return;
+    }
+    /* authenticated: this session is now the key's only one */
+    memcpy(e->ts, s->chan.hs_ts, SFL_IDENT_TS_LEN);
+    session *old = e->session;
+    e->session = s;
+    s->unauth = 0;
+    srv->n_unauth--;
+    s->last_rx = sfl_now();
+    if (old && old != s && !old->closing) {
+        sfl_warn("session_replaced", "peer=%s old_addr=%s new_addr=%s", s->id, old->addr,
+                 s->addr);
+        session_send_error(old, SEEDFL__ERROR__CODE__REPLACED, srv->round,
+                           "a newer session of this key took over");
+        session_close(old, 1);
     }
     uint8_t *copy = malloc(n);
     if (!copy) {
@@ -1041,6 +1149,7 @@ static void handle_frame(session *s, uint8_t *frame, size_t len)
     }
     memcpy(s->recent[s->recent_n % REPLAY_MEMORY], h, 16);
     s->recent_n++;
+    s->last_rx = sfl_now();
     handle_envelope(s, env);
     seedfl__envelope__free_unpacked(env, NULL);
 }
@@ -1094,6 +1203,15 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             break;
         handle_frame(s, (uint8_t *)frame, flen);
     }
+    if (!s->closing)
+        sfl_frame_reader_trim(&s->chan.rd);
+}
+
+static void session_read_start(session *s)
+{
+    if (!s->reading && !s->closing &&
+        uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) == 0)
+        s->reading = 1;
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -1108,6 +1226,9 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     s->srv = srv;
     s->model_version = UINT64_MAX;
+    s->t_accept = sfl_now();
+    s->unauth = 1;
+    srv->n_unauth++;
     sfl_chan_init(&s->chan);
     uv_tcp_init(srv->loop, &s->tcp);
     s->tcp.data = s;
@@ -1119,7 +1240,16 @@ static void on_connection(uv_stream_t *listener, int status)
     int arc = uv_accept(listener, (uv_stream_t *)&s->tcp);
     if (arc < 0)
         sfl_warn("accept_failed", "error=\"%s\"", uv_strerror(arc));
-    if (arc < 0 || srv->stopping) {
+    if (arc == 0 && srv->n_unauth > srv->cfg->max_unauth) {
+        /* logged once per thousand: a flood must not flood the log too */
+        if (srv->refused_unauth++ % 1000 == 0)
+            sfl_warn("connection_refused", "reason=\"%zu connections not yet authenticated "
+                     "(--max-unauth %u)\" refused_so_far=%" PRIu64, srv->n_unauth - 1,
+                     srv->cfg->max_unauth, srv->refused_unauth);
+    }
+    if (arc < 0 || srv->stopping || srv->n_unauth > srv->cfg->max_unauth) {
+        srv->n_unauth--;
+        s->unauth = 0;
         s->closing = 1;
         uv_close((uv_handle_t *)&s->tcp, on_session_closed);
         return;
@@ -1140,7 +1270,61 @@ static void on_connection(uv_stream_t *listener, int status)
         }
         snprintf(s->addr, sizeof s->addr, "%s:%d", ip, port);
     }
-    uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+    session_read_start(s);
+}
+
+static void send_heartbeat(session *s)
+{
+    Seedfl__Heartbeat hb = SEEDFL__HEARTBEAT__INIT;
+    hb.time_ms = (uint64_t)(sfl_now() * 1000);
+    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+    env.msg_case = SEEDFL__ENVELOPE__MSG_HEARTBEAT;
+    env.heartbeat = &hb;
+    if (session_send(s, &env) < 0)
+        session_close(s, 0);
+}
+
+/* Several times a second: close handshakes that take too long, clients
+ * whose heartbeats stopped and peers that stay behind on their replies, and
+ * keep our own side of every session audible. */
+static void on_sweep(uv_timer_t *t)
+{
+    server *srv = t->data;
+    const sfl_server_config *cfg = srv->cfg;
+    const double now = sfl_now();
+    const double silent = cfg->heartbeat_interval * cfg->heartbeat_misses;
+    for (session *s = srv->sessions, *next; s; s = next) {
+        next = s->next;
+        if (s->closing)
+            continue;
+        if (s->state == SESS_HANDSHAKE || s->state == SESS_HELLO) {
+            if (now - s->t_accept > cfg->handshake_timeout) {
+                sfl_warn("handshake_timeout", "addr=%s reason=\"no %s within %g s\"", s->addr,
+                         s->state == SESS_HANDSHAKE ? "handshake" : "hello",
+                         cfg->handshake_timeout);
+                session_close(s, 0);
+            }
+            continue;
+        }
+        if (s->over_hwm_since > 0 && now - s->over_hwm_since > cfg->slow_timeout) {
+            sfl_warn("slow_reader", "peer=%s queued=%zu reason=\"over the write high-water "
+                     "mark for %g s\"", s->id, uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp),
+                     cfg->slow_timeout);
+            session_close(s, 0);
+            continue;
+        }
+        if (now - s->last_rx > silent && s->reading) {
+            sfl_warn("client_timeout", "peer=%s addr=%s silent_s=%.1f deadline_s=%g "
+                     "reason=\"no heartbeat for %u intervals\"", s->id, s->addr,
+                     now - s->last_rx, silent, cfg->heartbeat_misses);
+            session_send_error(s, SEEDFL__ERROR__CODE__UNKNOWN, srv->round,
+                               "no heartbeat received in time; closing");
+            session_close(s, 1);
+            continue;
+        }
+        if (now - s->last_tx >= cfg->heartbeat_interval)
+            send_heartbeat(s);
+    }
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -1223,9 +1407,14 @@ static int load_all(server *srv, char *err, size_t errlen)
     if (cfg->quorum >= 1 && cfg->quorum > cfg->min_clients)
         sfl_warn("quorum_high", "quorum=%.0f min_clients=%u reason=\"a round opened with fewer "
                  "clients than the quorum cannot succeed\"", cfg->quorum, cfg->min_clients);
+    /* every key that may ever connect, or a generous bound with open enrolment */
+    if (sfl_ident_init(&srv->ident, cfg->open_enrolment ? (size_t)1 << 20 : srv->allow.n) < 0)
+        return SFL_ENOMEM;
     if ((rc = sfl_model_create(&srv->model, cfg->model_spec, err, errlen)) < 0)
         return rc;
     sfl_model_init(&srv->model, cfg->seed);
+    srv->write_hwm = cfg->write_hwm ? (size_t)cfg->write_hwm
+                                    : 2 * srv->model.nparams * sizeof(float) + ((size_t)1 << 20);
     sfl_params_digest(srv->model.params, srv->model.nparams, srv->digest);
     size_t n = 0;
     if ((rc = sfl_data_count(cfg->data_dir, "t10k", &n, err, errlen)) < 0)
@@ -1311,7 +1500,8 @@ int sfl_server_run(const sfl_server_config *cfg, char *err, size_t errlen)
     srv->loop = &loop;
     uv_timer_init(&loop, &srv->wait_timer);
     uv_timer_init(&loop, &srv->deadline_timer);
-    srv->wait_timer.data = srv->deadline_timer.data = srv;
+    uv_timer_init(&loop, &srv->sweep_timer);
+    srv->wait_timer.data = srv->deadline_timer.data = srv->sweep_timer.data = srv;
     uv_signal_init(&loop, &srv->sigterm);
     uv_signal_init(&loop, &srv->sigint);
     srv->sigterm.data = srv->sigint.data = srv;
@@ -1333,6 +1523,10 @@ int sfl_server_run(const sfl_server_config *cfg, char *err, size_t errlen)
         sfl_info("server_started",
                  "mode=%s model=%s params=%zu rounds=%u min_clients=%u seed=%" PRIu64, cfg->mode,
                  cfg->model_spec, srv->model.nparams, cfg->rounds, cfg->min_clients, cfg->seed);
+        double tick = cfg->heartbeat_interval < cfg->handshake_timeout ? cfg->heartbeat_interval
+                                                                       : cfg->handshake_timeout;
+        uint64_t ms = (uint64_t)(tick * 250);
+        uv_timer_start(&srv->sweep_timer, on_sweep, ms ? ms : 1, ms ? ms : 1);
         round_maybe_start(srv);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -1351,6 +1545,7 @@ int sfl_server_run(const sfl_server_config *cfg, char *err, size_t errlen)
     sfl_dataset_free(&srv->test);
     sfl_model_free(&srv->model);
     sfl_allowlist_free(&srv->allow);
+    sfl_ident_free(&srv->ident);
     if (srv->s_priv)
         sodium_free(srv->s_priv);
     return srv->exit_code;

@@ -38,6 +38,15 @@ typedef struct {
     uint32_t local_steps;         /* tau */
     float eps;                    /* perturbation size */
     float zo_scale;               /* quantization step of round 1 */
+    /* sessions */
+    double cohort;                /* 0 = every ready client; < 1 a fraction; >= 1 a count */
+    double handshake_timeout;     /* seconds from accept to a finished handshake and Hello */
+    uint32_t max_unauth;          /* connections not yet authenticated, at most */
+    double heartbeat_interval;    /* seconds */
+    uint32_t heartbeat_misses;    /* silent intervals before a client is dropped */
+    uint64_t write_hwm;           /* bytes queued to one peer before reading from it stops
+                                     (0 = twice the model plus 1 MiB) */
+    double slow_timeout;          /* seconds a peer may stay over the high-water mark */
     unsigned set;                 /* SFL_SET_* bits: options given explicitly */
 } sfl_server_config;
 
