@@ -603,6 +603,37 @@ static void heartbeat_stop(client *c)
     c->hb_running = 0;
 }
 
+/* Worth another connection: the link was lost, not refused or broken. */
+static int transient(int rc)
+{
+    return rc == SFL_ECLOSED || rc == SFL_ETIMEOUT || rc == SFL_EIO || rc == SFL_ECRYPTO;
+}
+
+/* A send failed or the link dropped: the server may have said why just
+ * before (replaced, stopping), and that must not be mistaken for a lost
+ * link worth reconnecting. Read what is left for a moment. */
+static int last_words(client *c, int rc)
+{
+    c->conn.recv_timeout_ms = 500;
+    for (int i = 0; i < 64; i++) {
+        Seedfl__Envelope *e = NULL;
+        if (sfl_conn_recv(&c->conn, &e) < 0)
+            break;
+        int code = e->msg_case == SEEDFL__ENVELOPE__MSG_ERROR ? (int)e->error->code : -1;
+        if (code == SEEDFL__ERROR__CODE__REPLACED || code == SEEDFL__ERROR__CODE__SHUTDOWN) {
+            rc = fail(c, SFL_EREFUSED, "%s: %s",
+                      code == SEEDFL__ERROR__CODE__REPLACED
+                          ? "replaced: another process with this key connected"
+                          : "the server stopped",
+                      e->error->message ? e->error->message : "");
+            seedfl__envelope__free_unpacked(e, NULL);
+            break;
+        }
+        seedfl__envelope__free_unpacked(e, NULL);
+    }
+    return rc;
+}
+
 /* One connection: connect, handshake, serve until it ends. */
 static int run_session(client *c)
 {
@@ -622,13 +653,9 @@ static int run_session(client *c)
         return rc;
     rc = session_loop(c);
     heartbeat_stop(c);
+    if (transient(rc))
+        rc = last_words(c, rc);
     return rc;
-}
-
-/* Worth another connection: the link was lost, not refused or broken. */
-static int transient(int rc)
-{
-    return rc == SFL_ECLOSED || rc == SFL_ETIMEOUT || rc == SFL_EIO || rc == SFL_ECRYPTO;
 }
 
 static void sleep_s(double s)

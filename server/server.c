@@ -24,6 +24,8 @@
 
 #define READ_BUF_SIZE (64 * 1024)
 #define REPLAY_MEMORY 8 /* recent frame digests kept to tell a replay from tampering */
+#define LINGER_S 2.0    /* how long a closing session drains its peer's input */
+enum { CLOSE_NOW = 0, CLOSE_FLUSH = 1, CLOSE_LINGER = 2 };
 #define CHUNK_FLOATS (SFL_CHUNK_BYTES / 4)
 
 enum sess_state {
@@ -63,6 +65,7 @@ typedef struct session {
     double t_accept;        /* when the connection was accepted */
     double last_rx, last_tx;/* last frame received / bytes queued */
     double over_hwm_since;  /* when the write queue passed the mark; 0 = below */
+    double linger_until;    /* closing: reading and dropping input until then */
 } session;
 
 typedef struct {
@@ -140,6 +143,7 @@ static void round_check(server *srv);
 static void session_close(session *s, int flush);
 static void session_abort(session *s, Seedfl__Error__Code code, const char *why);
 static void session_read_start(session *s);
+static void on_session_closed(uv_handle_t *h);
 static void session_send_error(session *s, Seedfl__Error__Code code, uint32_t round,
                                const char *msg);
 
@@ -173,7 +177,10 @@ static void server_stop(server *srv, int code)
         if (code != 0 && s->state != SESS_HANDSHAKE && !s->closing)
             session_send_error(s, SEEDFL__ERROR__CODE__SHUTDOWN, srv->round,
                                srv->err[0] ? srv->err : "the server is stopping");
-        session_close(s, 1);
+        if (s->closing && s->linger_until > 0 && !uv_is_closing((uv_handle_t *)&s->tcp))
+            uv_close((uv_handle_t *)&s->tcp, on_session_closed);
+        else
+            session_close(s, CLOSE_FLUSH);
     }
 }
 
@@ -289,20 +296,33 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 {
     (void)status;
     shutdown_req *sr = (shutdown_req *)req;
-    uv_close((uv_handle_t *)&sr->s->tcp, on_session_closed);
+    session *s = sr->s;
     free(sr);
+    /* a lingering session closes when its peer does, or at its deadline */
+    if (s->linger_until > 0 && !s->srv->stopping)
+        return;
+    if (!uv_is_closing((uv_handle_t *)&s->tcp))
+        uv_close((uv_handle_t *)&s->tcp, on_session_closed);
 }
 
-/* Leave the round (if in it) and close; with flush, queued writes go out
- * first. The session is freed only in its close callback. */
+/* Leave the round (if in it) and close. CLOSE_FLUSH: queued writes go out
+ * first. CLOSE_LINGER: also keep reading (and dropping) what the peer still
+ * sends until it closes or LINGER_S passes, so that its in-flight data does
+ * not turn our close into a reset that destroys our last frame (the error
+ * that tells it why) before it reads it. Freed only in the close callback. */
 static void session_close(session *s, int flush)
 {
     if (s->closing)
         return;
     server *srv = s->srv;
     s->closing = 1;
-    uv_read_stop((uv_stream_t *)&s->tcp);
-    s->reading = 0;
+    if (flush == CLOSE_LINGER && !srv->stopping) {
+        s->linger_until = sfl_now() + LINGER_S;
+        session_read_start(s);
+    } else {
+        uv_read_stop((uv_stream_t *)&s->tcp);
+        s->reading = 0;
+    }
     if (s->unauth) {
         s->unauth = 0;
         srv->n_unauth--;
@@ -1008,7 +1028,7 @@ static void session_abort(session *s, Seedfl__Error__Code code, const char *why)
 {
     sfl_warn("session_closed", "peer=%s reason=\"%s\"", s->id, why);
     session_send_error(s, code, s->srv->round, why);
-    session_close(s, 1);
+    session_close(s, CLOSE_LINGER);
 }
 
 static void handle_envelope(session *s, const Seedfl__Envelope *env)
@@ -1114,7 +1134,7 @@ static void handle_handshake(session *s, const uint8_t *frame, size_t len)
                  s->addr);
         session_send_error(old, SEEDFL__ERROR__CODE__REPLACED, srv->round,
                            "a newer session of this key took over");
-        session_close(old, 1);
+        session_close(old, CLOSE_LINGER);
     }
     uint8_t *copy = malloc(n);
     if (!copy) {
@@ -1166,6 +1186,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     session *s = stream->data;
     server *srv = s->srv;
+    if (s->closing) {
+        /* lingering: drop the input; close once the peer has */
+        if (nread < 0 && !uv_is_closing((uv_handle_t *)&s->tcp))
+            uv_close((uv_handle_t *)&s->tcp, on_session_closed);
+        return;
+    }
     if (nread < 0) {
         if (s->state == SESS_HANDSHAKE)
             sfl_warn("handshake_failed", "addr=%s reason=\"peer closed before the handshake "
@@ -1209,7 +1235,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 static void session_read_start(session *s)
 {
-    if (!s->reading && !s->closing &&
+    if (!s->reading && (!s->closing || s->linger_until > 0) &&
         uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) == 0)
         s->reading = 1;
 }
@@ -1295,8 +1321,12 @@ static void on_sweep(uv_timer_t *t)
     const double silent = cfg->heartbeat_interval * cfg->heartbeat_misses;
     for (session *s = srv->sessions, *next; s; s = next) {
         next = s->next;
-        if (s->closing)
+        if (s->closing) {
+            if (s->linger_until > 0 && now > s->linger_until &&
+                !uv_is_closing((uv_handle_t *)&s->tcp))
+                uv_close((uv_handle_t *)&s->tcp, on_session_closed);
             continue;
+        }
         if (s->state == SESS_HANDSHAKE || s->state == SESS_HELLO) {
             if (now - s->t_accept > cfg->handshake_timeout) {
                 sfl_warn("handshake_timeout", "addr=%s reason=\"no %s within %g s\"", s->addr,

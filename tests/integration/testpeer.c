@@ -1,8 +1,12 @@
 /* A misbehaving peer for integration tests, built on seedfl's own channel
  * code: it speaks the real protocol over a real socket, then breaks it in
  * one chosen way. Exit 0 means the server reacted as expected. */
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -184,8 +188,130 @@ static int expect_invalid(void)
     }
 }
 
+static char peer_host[256];
+static int peer_port;
+
+static double now_s(void)
+{
+    return sfl_now();
+}
+
+/* n extra connections: the odd ones send random bytes now and then, the
+ * even ones nothing. Held until the server has closed them all or limit_s
+ * passed; prints how many it closed and how fast. */
+static int flood(int n, double limit_s)
+{
+    int *fd = calloc((size_t)n, sizeof *fd);
+    struct pollfd *p = calloc((size_t)n, sizeof *p);
+    if (!fd || !p)
+        return die("out of memory");
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)peer_port);
+    inet_pton(AF_INET, peer_host, &sa.sin_addr);
+    int opened = 0;
+    for (int i = 0; i < n; i++) {
+        fd[i] = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd[i] < 0 || connect(fd[i], (struct sockaddr *)&sa, sizeof sa) < 0) {
+            if (fd[i] >= 0)
+                close(fd[i]);
+            fd[i] = -1;
+            continue;
+        }
+        fcntl(fd[i], F_SETFL, O_NONBLOCK);
+        opened++;
+    }
+    double t0 = now_s(), last = t0;
+    int closed = 0;
+    while (closed < opened && now_s() - t0 < limit_s) {
+        for (int i = 0; i < n; i++) {
+            p[i].fd = fd[i];
+            p[i].events = POLLIN;
+            p[i].revents = 0;
+        }
+        poll(p, (nfds_t)n, 100);
+        for (int i = 0; i < n; i++) {
+            if (fd[i] < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            char b[256];
+            ssize_t r = read(fd[i], b, sizeof b);
+            if (r <= 0) {
+                close(fd[i]);
+                fd[i] = -1;
+                closed++;
+                last = now_s();
+            }
+        }
+        for (int i = 1; i < n; i += 2) {
+            if (fd[i] < 0)
+                continue;
+            uint8_t junk[64];
+            randombytes_buf(junk, sizeof junk);
+            junk[0] = 0; /* a plausible small length keeps it "in handshake" */
+            junk[1] = 0;
+            junk[2] = 0;
+            junk[3] = 200;
+            if (send(fd[i], junk, 8, MSG_NOSIGNAL) < 0) {
+                close(fd[i]);
+                fd[i] = -1;
+                closed++;
+                last = now_s();
+            }
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (fd[i] >= 0)
+            close(fd[i]);
+    printf("testpeer: flood opened %d, server closed %d, the last after %.1f s\n", opened, closed,
+           last - t0);
+    free(fd);
+    free(p);
+    return 0;
+}
+
+/* Handshake properly, then send the very same first message on a second
+ * connection: the server must refuse it (its timestamp is not newer). */
+static int replay_first_message(void)
+{
+    uint8_t msg1[SFL_FRAME_HDR + SFL_HS1_LEN];
+    size_t n = 0;
+    if (sfl_chan_client_start(&conn.chan, s_priv, server_pub, NULL, msg1, &n) < 0 ||
+        sfl_conn_send_raw(&conn, msg1, n) < 0)
+        return die("first handshake message");
+    uint8_t *f;
+    size_t flen;
+    if (sfl_conn_recv_frame(&conn, &f, &flen) < 0 || sfl_chan_client_finish(&conn.chan, f, flen) < 0)
+        return die("the genuine handshake failed");
+    printf("testpeer: genuine handshake done\n");
+    sfl_conn second;
+    if (sfl_conn_init(&second) < 0 || sfl_conn_connect(&second, peer_host, peer_port) < 0)
+        return die("second connection");
+    sfl_conn_send_raw(&second, msg1, n);
+    second.recv_timeout_ms = 5000;
+    int rc = sfl_conn_recv_frame(&second, &f, &flen);
+    sfl_conn_close(&second);
+    if (rc == SFL_ECLOSED) {
+        printf("testpeer: replayed first message refused\n");
+        return 0;
+    }
+    fprintf(stderr, "testpeer: replayed first message got %s\n",
+            rc == 0 ? "an answer" : sfl_strerror(rc));
+    return 1;
+}
+
 static int scenario(const char *name)
 {
+    if (!strncmp(name, "flood:", 6))
+        return flood(atoi(name + 6), 20.0);
+    if (!strcmp(name, "idle")) {
+        double t0 = now_s();
+        int rc = expect_close(20000, NULL);
+        printf("testpeer: idle connection closed after %.1f s\n", now_s() - t0);
+        return rc;
+    }
+    if (!strcmp(name, "replay-hs1"))
+        return replay_first_message();
     if (!strcmp(name, "oversize-preauth")) {
         uint8_t hdr[4];
         sfl_frame_put_header(hdr, 1u << 20);
@@ -269,6 +395,44 @@ static int scenario(const char *name)
     uint64_t n = 0;
     if (!strcmp(name, "silent"))
         return expect_close(600000, NULL);
+    if (!strcmp(name, "silent-ready")) {
+        /* ready, then no heartbeat at all: the server must drop us */
+        double t0 = now_s();
+        for (;;) {
+            Seedfl__Envelope *e = NULL;
+            int rc = sfl_conn_recv(&conn, &e);
+            if (rc == SFL_ECLOSED) {
+                printf("testpeer: dropped after %.1f s of silence\n", now_s() - t0);
+                return 0;
+            }
+            if (rc < 0)
+                return die("receive");
+            seedfl__envelope__free_unpacked(e, NULL);
+            if (now_s() - t0 > 60)
+                return die("never dropped");
+        }
+    }
+    if (!strcmp(name, "no-read")) {
+        /* ready, then never read a byte: the server's queue to us grows */
+        double t0 = now_s();
+        while (now_s() - t0 < 60) {
+            struct pollfd pfd = {.fd = conn.fd, .events = 0};
+            poll(&pfd, 1, 200);
+            if (pfd.revents & (POLLHUP | POLLERR)) {
+                printf("testpeer: closed while not reading, after %.1f s\n", now_s() - t0);
+                return 0;
+            }
+            Seedfl__Heartbeat hb = SEEDFL__HEARTBEAT__INIT;
+            Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+            env.msg_case = SEEDFL__ENVELOPE__MSG_HEARTBEAT;
+            env.heartbeat = &hb;
+            if (sfl_conn_send_quiet(&conn, &env) < 0) {
+                printf("testpeer: closed while not reading, after %.1f s\n", now_s() - t0);
+                return 0;
+            }
+        }
+        return die("never closed");
+    }
     if (wait_task(&round, &attempt, &n) < 0 || n == 0)
         return 1;
     if (!strcmp(name, "partial-upload")) {
@@ -354,6 +518,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "testpeer: %s\n", err);
         return 2;
     }
+    snprintf(peer_host, sizeof peer_host, "%s", host);
+    peer_port = port;
+    if (!strncmp(argv[4], "flood:", 6))
+        return flood(atoi(argv[4] + 6), 20.0);
     if (sfl_conn_init(&conn) < 0 || sfl_conn_connect(&conn, host, port) < 0)
         return die("connect");
     int rc = scenario(argv[4]);

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Sessions in the real world: handshake deadline, cap on unauthenticated
+# connections under a flood while real clients train, heartbeats keeping a
+# slow trainer alive and dropping a silent peer, a replayed first handshake
+# message, two processes with one key, a kill -9'd client coming back, a
+# lost server found again, a peer that stops reading, seeded cohorts.
+. "$(dirname "$0")/lib.sh"
+make_keys 4
+small=(--model logreg --eval-limit 500)
+
+# 1. an idle connection is closed at the handshake deadline; a flood of idle
+#    and garbage sockets over --max-unauth is cut at once; then two clients
+#    train while another 80 such sockets are held
+start_server --model mlp:784-64-10 --eval-limit 500 --rounds 4 --epochs 2 --min-clients 2 \
+    --quorum 2 --handshake-timeout 1 --max-unauth 100 --metrics-out "$T/flood.csv"
+peer idle c3 >"$T/idle.out" 2>&1 || fail "idle peer: $(cat "$T/idle.out")"
+grep -q "handshake_timeout" "$T/server.log" || fail "no handshake_timeout logged"
+peer flood:300 c3 >"$T/flood.out" 2>&1 || fail "flood peer"
+grep -q "connection_refused" "$T/server.log" || fail "the unauthenticated cap never acted"
+grep -q "server closed 300" "$T/flood.out" || fail "flood sockets left open: $(cat "$T/flood.out")"
+peer flood:80 c3 >"$T/flood2.out" 2>&1 &
+FP=$!
+PIDS+=($FP)
+sleep 0.2
+start_client 0 2 --limit 3000; A=$CPID
+start_client 1 2 --limit 3000; B=$CPID
+wait_exit "$A" 60 || fail "client 0 under flood: exit $?"
+wait_exit "$B" 60 || fail "client 1 under flood: exit $?"
+wait_exit "$SPID" 30 || fail "server under flood: exit $?"
+wait_exit "$FP" 30 || fail "second flood peer"
+[ "$(csv_col "$T/flood.csv" clients | sort -u)" = 2 ] || fail "rounds under flood: $(cat "$T/flood.csv")"
+
+# 2. heartbeats: clients training for longer than the silence limit
+#    (0.1 s x 2) are kept; a ready peer that says nothing is dropped
+start_server --model mlp:784-256-10 --eval-limit 500 --rounds 2 --min-clients 2 --quorum 2 \
+    --epochs 8 --heartbeat-interval 0.1 --heartbeat-misses 2 --round-timeout 60 \
+    --metrics-out "$T/hb.csv"
+peer silent-ready c3 >"$T/silent.out" 2>&1 &
+SP=$!
+PIDS+=($SP)
+sleep 0.3
+start_client 0 2 --limit 4000; A=$CPID
+start_client 1 2 --limit 4000; B=$CPID
+wait_exit "$A" 90 || fail "slow client 0: exit $?"
+wait_exit "$B" 90 || fail "slow client 1: exit $?"
+wait_exit "$SPID" 30 || fail "server: exit $?"
+wait_exit "$SP" 10 || fail "silent peer: $(cat "$T/silent.out")"
+grep -q "event=client_timeout" "$T/server.log" || fail "silent peer not dropped for silence"
+grep "event=client_timeout" "$T/server.log" | grep -q "$(cut -c1-10 "$T/c3.key.pub")" ||
+    fail "a client other than the silent peer was dropped: $(grep client_timeout "$T/server.log")"
+trained=$(sed -n 's/.*event=trained.*seconds=\([0-9.]*\).*/\1/p' "$T/c0.log" | sort -n | tail -n 1)
+awk -v t="$trained" 'BEGIN { exit !(t > 0.2) }' ||
+    fail "local training took $trained s: not longer than the silence limit, test proves nothing"
+[ "$(csv_col "$T/hb.csv" clients | sort -u)" = 2 ] || fail "slow clients dropped: $(cat "$T/hb.csv")"
+
+# 3. a replayed first handshake message is refused
+start_server "${small[@]}" --rounds 1 --min-clients 1 --wait-timeout 20
+peer replay-hs1 c2 >"$T/replay.out" 2>&1 || fail "replay: $(cat "$T/replay.out")"
+grep -q "a replayed first message" "$T/server.log" || fail "replay refusal not logged"
+kill "$SPID"; wait_exit "$SPID" 10
+
+# 4. two live processes with one key: the newer session replaces the older,
+#    whose client exits non-zero without reconnecting; never two updates
+#    from one key in a round
+slow=(--model mlp:784-128-10 --epochs 2 --eval-limit 500)
+start_server "${slow[@]}" --rounds 15 --min-clients 2 --quorum 2 --round-timeout 30 \
+    --metrics-out "$T/dup.csv"
+start_client 0 2 --limit 3000; A=$CPID
+start_client 1 2 --limit 3000; B=$CPID
+for ((i = 0; i < 100; i++)); do grep -q "round=2" "$T/server.log" && break; sleep 0.1; done
+cp "$T/c0.key" "$T/twin.key"
+"$BIN/seedfl-client" --server "127.0.0.1:$PORT" --server-key "$T/server.key.pub" \
+    --key "$T/twin.key" --data "$DATA" --shard 0 --of 2 --limit 3000 >"$T/twin.out" 2>"$T/twin.log" &
+TW=$!
+PIDS+=($TW)
+wait_exit "$A" 60
+rc=$?
+[ "$rc" = 1 ] || fail "the replaced client exited $rc, expected 1"
+grep -q "replaced" "$T/c0.log" || fail "replaced client did not say why: $(tail -n 2 "$T/c0.log")"
+grep -q "connection_lost" "$T/c0.log" && fail "the replaced client tried to reconnect"
+wait_exit "$TW" 60 || fail "the newer twin: exit $?"
+wait_exit "$B" 60 || fail "client 1: exit $?"
+wait_exit "$SPID" 30 || fail "server: exit $?"
+grep -q "session_replaced" "$T/server.log" || fail "no session_replaced logged"
+awk -F, 'NR > 1 && $3 > 2 { exit 1 }' "$T/dup.csv" || fail "a round took two updates of one key"
+
+# 5. a client killed with -9 and restarted with the same key is counted once
+start_server "${slow[@]}" --rounds 12 --min-clients 2 --quorum 2 --round-timeout 30 \
+    --metrics-out "$T/k9.csv"
+start_client 0 2 --limit 3000; A=$CPID
+start_client 1 2 --limit 3000; B=$CPID
+for ((i = 0; i < 100; i++)); do grep -q "round=2" "$T/server.log" && break; sleep 0.1; done
+kill -9 "$A"
+start_client 0 2 --limit 3000; A=$CPID
+wait_exit "$A" 60 || fail "restarted client: exit $?"
+wait_exit "$B" 60 || fail "client 1: exit $?"
+wait_exit "$SPID" 30 || fail "server: exit $?"
+awk -F, 'NR > 1 && $3 > 2 { exit 1 }' "$T/k9.csv" || fail "a round counted the killed client twice"
+[ "$(tail -n 1 "$T/k9.csv" | cut -d, -f3)" = 2 ] || fail "the restarted client is not in the last round"
+
+# 6. the server goes away and comes back on the same port: the client
+#    reconnects with backoff and finishes the new run
+start_server "${small[@]}" --rounds 200 --min-clients 1 --quorum 1
+OLDPORT=$PORT
+start_client 0 1 --limit 500 --reconnect-for 30; A=$CPID
+for ((i = 0; i < 100; i++)); do grep -q "round=3" "$T/server.log" && break; sleep 0.1; done
+kill -9 "$SPID"
+sleep 1
+"$BIN/seedfl-server" --listen "127.0.0.1:$OLDPORT" --key "$T/server.key" --allow "$T/allow" \
+    --data "$DATA" "${small[@]}" --rounds 2 --min-clients 1 >"$T/server2.out" 2>"$T/server2.log" &
+S2=$!
+PIDS+=($S2)
+wait_exit "$A" 60 || fail "client did not finish after the server came back: exit $?"
+grep -q "connection_lost" "$T/c0.log" || fail "no reconnection attempt logged"
+grep -q "event=rejoined" "$T/c0.log" || fail "client did not rejoin"
+wait_exit "$S2" 30 || fail "second server: exit $?"
+
+# 7. a peer that never reads its replies is paused, then closed; the round
+#    goes on with the others
+start_server --model mlp:784-4096-10 --eval-limit 200 --rounds 1 --min-clients 2 --quorum 1 \
+    --write-hwm 65536 --slow-timeout 1 --round-timeout 60 --epochs 1
+peer no-read c3 >"$T/noread.out" 2>&1 &
+NP=$!
+PIDS+=($NP)
+start_client 0 1 --limit 300; A=$CPID
+wait_exit "$NP" 30 || fail "no-read peer: $(cat "$T/noread.out")"
+grep -q "event=slow_reader" "$T/server.log" || fail "slow reader not closed"
+wait_exit "$A" 120 || fail "client next to a slow reader: exit $?"
+wait_exit "$SPID" 30 || fail "server: exit $?"
+
+# 8. cohorts: 2 of 4 clients per round, the same ones for the same seed
+cohort_run() {
+    start_server "${small[@]}" --rounds 3 --min-clients 4 --cohort 2 --quorum 2 --seed 9 \
+        --metrics-out "$T/co$1.csv"
+    local p=()
+    for i in 0 1 2 3; do start_client $i 4 --limit 800; p[$i]=$CPID; done
+    for i in 0 1 2 3; do wait_exit "${p[$i]}" 60 || fail "cohort client $i: exit $?"; done
+    wait_exit "$SPID" 30 || fail "server: exit $?"
+    grep -o "event=round_open round=[0-9]* attempt=0 cohort=[0-9]*" "$T/server.log" >"$T/co$1.open"
+    for i in 0 1 2 3; do grep -c "event=trained" "$T/c$i.log" || true; done >"$T/co$1.count"
+}
+cohort_run a
+cohort_run b
+[ "$(csv_col "$T/coa.csv" clients | sort -u)" = 2 ] || fail "cohort of 2: $(cat "$T/coa.csv")"
+grep -q "cohort=2" "$T/coa.open" || fail "cohort size not 2"
+[ "$(awk "{ s += \$1 } END { print s }" "$T/coa.count")" = 6 ] || fail "3 rounds of 2 clients: $(cat "$T/coa.count")"
+diff "$T/coa.count" "$T/cob.count" >/dev/null || fail "same seed, other cohorts"
+diff <(csv_col "$T/coa.csv" test_accuracy) <(csv_col "$T/cob.csv" test_accuracy) >/dev/null ||
+    fail "same seed, other accuracies with cohorts"
+echo "ok"
