@@ -101,14 +101,41 @@ static int load_shard(client *c)
     if (cfg->of > total)
         return fail(c, SFL_EINVAL, "--of %u: more shards than the %zu training examples",
                     cfg->of, total);
-    rc = sfl_partition_iid(c->seed, total, cfg->shard, cfg->of, &idx, &cnt);
-    if (rc < 0)
-        return fail(c, rc, "partition: %s", sfl_strerror(rc));
+    if (cfg->dirichlet_alpha > 0) {
+        uint8_t *labels = NULL;
+        size_t n = 0;
+        int attempts = 0;
+        if ((rc = sfl_data_labels(cfg->data_dir, "train", total, &labels, &n, c->err,
+                                  c->errlen)) < 0)
+            return rc;
+        rc = sfl_partition_dirichlet(c->seed, labels, n, 10, cfg->dirichlet_alpha, cfg->shard,
+                                     cfg->of, &idx, &cnt, &attempts);
+        free(labels);
+        if (rc == SFL_ERANGE)
+            return fail(c, rc, "--partition dirichlet:%g: with %u clients some client gets no "
+                        "example in %d draws; use a larger alpha or fewer clients",
+                        cfg->dirichlet_alpha, cfg->of, SFL_DIRICHLET_ATTEMPTS);
+        if (rc < 0)
+            return fail(c, rc, "partition: %s", sfl_strerror(rc));
+        if (attempts > 1)
+            sfl_info("partition_redrawn", "attempts=%d reason=\"a client had no example\"",
+                     attempts);
+    } else {
+        rc = sfl_partition_iid(c->seed, total, cfg->shard, cfg->of, &idx, &cnt);
+        if (rc < 0)
+            return fail(c, rc, "partition: %s", sfl_strerror(rc));
+    }
     rc = sfl_data_load(cfg->data_dir, "train", idx, cnt, &c->data, c->err, c->errlen);
     free(idx);
     if (rc < 0)
         return rc;
-    sfl_info("shard_loaded", "shard=%u of=%u examples=%zu", cfg->shard, cfg->of, c->data.n);
+    size_t per[10] = { 0 };
+    for (size_t i = 0; i < c->data.n; i++)
+        per[c->data.y[i] < 10 ? c->data.y[i] : 0]++;
+    sfl_info("shard_loaded", "shard=%u of=%u examples=%zu partition=%s per_class=%zu/%zu/%zu/%zu/"
+             "%zu/%zu/%zu/%zu/%zu/%zu", cfg->shard, cfg->of, c->data.n,
+             cfg->dirichlet_alpha > 0 ? "dirichlet" : "iid", per[0], per[1], per[2], per[3],
+             per[4], per[5], per[6], per[7], per[8], per[9]);
     return 0;
 }
 

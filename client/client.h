@@ -22,6 +22,7 @@ typedef struct {
     float momentum;
     int have_momentum;
     uint32_t inject_drift;      /* testing aid: corrupt the replica after this round (0 = never) */
+    double dirichlet_alpha;     /* > 0: label-skewed partition dirichlet:ALPHA; 0 = iid */
     double reconnect_for;       /* seconds to keep reconnecting after a lost link (0 = never) */
 } sfl_client_config;
 

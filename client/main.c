@@ -27,6 +27,9 @@ static const char usage[] =
     "  --shard I --of N     use shard I (0-based) of an N-way split of the data\n"
     "  --seed S             partition and batch-order seed (default: the server's)\n"
     "  --limit N            use only the first N training examples before splitting\n"
+    "  --partition P        iid (default) or dirichlet:ALPHA: each class split among the\n"
+    "                       clients by Dirichlet(ALPHA) proportions (label skew; smaller\n"
+    "                       ALPHA = more skew), the same for every client from the seed\n"
     "  --epochs E           local epochs per round (default: as the server's task says)\n"
     "  --batch B            minibatch size (default: as the task says)\n"
     "  --lr LR              learning rate (default: as the task says)\n"
@@ -59,6 +62,7 @@ int main(int argc, char **argv)
         {"lr", required_argument, 0, 0},     {"momentum", required_argument, 0, 0},
         {"name", required_argument, 0, 0},   {"log-level", required_argument, 0, 0},
         {"inject-drift", required_argument, 0, 0}, {"reconnect-for", required_argument, 0, 0},
+        {"partition", required_argument, 0, 0},
         {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
     sfl_client_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -127,6 +131,13 @@ int main(int argc, char **argv)
                 return bad(n, optarg, "a number in [0, 0.999]");
             cfg.momentum = (float)d;
             cfg.have_momentum = 1;
+        } else if (!strcmp(n, "partition")) {
+            if (!strcmp(optarg, "iid")) {
+                cfg.dirichlet_alpha = 0;
+            } else if (strncmp(optarg, "dirichlet:", 10) != 0 ||
+                       sfl_parse_double(optarg + 10, 1e-6, 1e6, &cfg.dirichlet_alpha) < 0) {
+                return bad(n, optarg, "iid or dirichlet:ALPHA (ALPHA in [1e-6, 1e6])");
+            }
         } else if (!strcmp(n, "reconnect-for")) {
             if (sfl_parse_double(optarg, 0, 1e6, &cfg.reconnect_for) < 0)
                 return bad(n, optarg, "a number of seconds >= 0");

@@ -343,6 +343,128 @@ static int teardown(void **state)
     return rmdir(tmpdir);
 }
 
+/* Labels 0..9 in turn, n of them. */
+static uint8_t *cyc_labels(size_t n)
+{
+    uint8_t *l = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        l[i] = (uint8_t)(i % 10);
+    return l;
+}
+
+/* Dirichlet label skew: the shards cover every example exactly once, the
+ * same seed gives the same shards, a small alpha skews the classes, a huge
+ * one hardly does, and no client is left without data. */
+static void test_dirichlet_partition(void **state)
+{
+    (void)state;
+    enum { N = 6000, OF = 8 };
+    uint8_t *lab = cyc_labels(N);
+    const double alphas[] = { 0.1, 1000.0 };
+    double top_share[2];
+    for (int a = 0; a < 2; a++) {
+        uint8_t *seen = calloc(N, 1);
+        double share = 0;
+        for (uint32_t k = 0; k < OF; k++) {
+            uint32_t *idx = NULL, *again = NULL;
+            size_t cnt = 0, cnt2 = 0;
+            int att = 0;
+            assert_int_equal(sfl_partition_dirichlet(5, lab, N, 10, alphas[a], k, OF, &idx, &cnt,
+                                                     &att), 0);
+            assert_true(cnt >= 1);
+            assert_true(att >= 1);
+            assert_int_equal(sfl_partition_dirichlet(5, lab, N, 10, alphas[a], k, OF, &again,
+                                                     &cnt2, NULL), 0);
+            assert_int_equal(cnt, cnt2);
+            assert_memory_equal(idx, again, cnt * sizeof *idx);
+            size_t per[10] = { 0 }, top = 0;
+            for (size_t i = 0; i < cnt; i++) {
+                assert_true(idx[i] < N);
+                if (i)
+                    assert_true(idx[i] > idx[i - 1]);
+                assert_int_equal(seen[idx[i]], 0);
+                seen[idx[i]] = 1;
+                per[lab[idx[i]]]++;
+            }
+            for (int c = 0; c < 10; c++)
+                top = per[c] > top ? per[c] : top;
+            share += (double)top / (double)cnt / OF;
+            free(idx);
+            free(again);
+        }
+        for (size_t i = 0; i < N; i++)
+            assert_int_equal(seen[i], 1);
+        top_share[a] = share;
+        free(seen);
+    }
+    /* the largest class holds most of a shard under alpha 0.1, about a
+     * tenth under alpha 1000 */
+    assert_true(top_share[0] > 0.5);
+    assert_true(top_share[1] < 0.13);
+
+    /* another seed, other shards */
+    uint32_t *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    assert_int_equal(sfl_partition_dirichlet(5, lab, N, 10, 0.5, 0, OF, &x, &nx, NULL), 0);
+    assert_int_equal(sfl_partition_dirichlet(6, lab, N, 10, 0.5, 0, OF, &y, &ny, NULL), 0);
+    assert_true(nx != ny || memcmp(x, y, nx * sizeof *x) != 0);
+    free(x);
+    free(y);
+
+    /* fewer examples than clients: nobody can be served */
+    assert_int_equal(sfl_partition_dirichlet(5, lab, 3, 10, 1.0, 0, 5, &x, &nx, NULL), SFL_ERANGE);
+    assert_null(x);
+    /* bad arguments */
+    assert_int_equal(sfl_partition_dirichlet(5, lab, N, 10, 0.0, 0, 4, &x, &nx, NULL), SFL_EINVAL);
+    assert_int_equal(sfl_partition_dirichlet(5, lab, N, 10, 1.0, 4, 4, &x, &nx, NULL), SFL_EINVAL);
+    assert_int_equal(sfl_partition_dirichlet(5, lab, N, 10, 1.0, 0, 0, &x, &nx, NULL), SFL_EINVAL);
+    free(lab);
+}
+
+/* Few examples and a strong skew: a client left empty forces a redraw. */
+static void test_dirichlet_redraw(void **state)
+{
+    (void)state;
+    uint8_t *lab = cyc_labels(40);
+    int most = 0;
+    for (uint64_t seed = 0; seed < 20; seed++) {
+        for (uint32_t k = 0; k < 10; k++) {
+            uint32_t *idx = NULL;
+            size_t cnt = 0;
+            int att = 0;
+            int rc = sfl_partition_dirichlet(seed, lab, 40, 10, 0.05, k, 10, &idx, &cnt, &att);
+            if (rc == 0) {
+                assert_true(cnt >= 1);
+                most = att > most ? att : most;
+            } else {
+                assert_int_equal(rc, SFL_ERANGE);
+            }
+            free(idx);
+        }
+    }
+    assert_true(most > 1); /* the redraw path ran */
+    free(lab);
+}
+
+static void test_labels(void **state)
+{
+    (void)state;
+    uint8_t *l = NULL;
+    size_t n = 0;
+    char err[256];
+    assert_int_equal(sfl_data_labels(datadir, "train", 1234, &l, &n, err, sizeof err), 0);
+    assert_int_equal(n, 1234);
+    sfl_dataset d;
+    uint32_t idx[3] = { 0, 500, 1233 };
+    assert_int_equal(sfl_data_load(datadir, "train", idx, 3, &d, err, sizeof err), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(l[idx[i]], d.y[i]);
+    sfl_dataset_free(&d);
+    free(l);
+    assert_int_equal(sfl_data_labels(datadir, "nope", 0, &l, &n, err, sizeof err), SFL_EIO);
+    assert_null(l);
+}
+
 int main(int argc, char **argv)
 {
     if (sodium_init() < 0)
@@ -354,6 +476,9 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_partition_covers),
         cmocka_unit_test(test_partition_mixes),
         cmocka_unit_test(test_partition_bad_args),
+        cmocka_unit_test(test_dirichlet_partition),
+        cmocka_unit_test(test_dirichlet_redraw),
+        cmocka_unit_test(test_labels),
         cmocka_unit_test(test_load_fashion_test_split),
         cmocka_unit_test(test_count_train),
         cmocka_unit_test(test_gather),
