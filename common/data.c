@@ -141,7 +141,7 @@ int sfl_partition_dirichlet(uint64_t seed, const uint8_t *labels, size_t n_total
                 prev = cut;
             }
             size_t take = hi[shard] - lo[shard];
-            if (mine_n + take > mine_cap) {
+            if (take && mine_n + take > mine_cap) {
                 size_t cap = (mine_n + take) * 2;
                 uint32_t *m = realloc(mine, (cap ? cap : 1) * sizeof *m);
                 if (!m) {
@@ -151,8 +151,10 @@ int sfl_partition_dirichlet(uint64_t seed, const uint8_t *labels, size_t n_total
                 mine = m;
                 mine_cap = cap;
             }
-            memcpy(mine + mine_n, v + lo[shard], take * sizeof *mine);
-            mine_n += take;
+            if (take) {
+                memcpy(mine + mine_n, v + lo[shard], take * sizeof *mine);
+                mine_n += take;
+            }
         }
         int empty = 0;
         for (uint32_t k = 0; k < of; k++)
