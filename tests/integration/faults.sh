@@ -80,6 +80,11 @@ rc=$?
 [ "$rc" = 1 ] || fail "unreachable quorum: server exit status $rc, expected 1"
 grep -q "quorum not met" "$T/server.log" || fail "quorum failure reason missing"
 grep -q "attempt=1" "$T/server.log" || fail "round was not retried"
+# and the port is free again
+QPORT=$PORT
+"$BIN/seedfl-server" --listen "127.0.0.1:$QPORT" --key "$T/server.key" --open-enrolment \
+    --data "$DATA" --model logreg --eval-limit 100 --wait-timeout 0.5 >"$T/again.out" 2>&1
+grep -q "listening on 127.0.0.1:$QPORT" "$T/again.out" || fail "port not freed: $(cat "$T/again.out")"
 # a server that gives up tells its clients why
 start_server --model logreg --rounds 1 --min-clients 2 --wait-timeout 2 --eval-limit 100
 start_client 0 2 --limit 200
