@@ -1,6 +1,7 @@
-# Shared by scripts/demo and scripts/test: install what is missing, build.
+# Shared by scripts/demo, scripts/test and scripts/fuzz: install what is missing, build.
 SFL_PACKAGES="gcc pkg-config meson ninja-build libuv1-dev libprotobuf-c-dev protobuf-c-compiler
-libsodium-dev libopenblas-dev zlib1g-dev libinih-dev libcmocka-dev dataset-fashion-mnist gzip"
+libsodium-dev libopenblas-dev zlib1g-dev libinih-dev libcmocka-dev dataset-fashion-mnist gzip
+clang libclang-rt-14-dev"
 
 sfl_install_deps() {
     local missing=()
