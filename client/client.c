@@ -29,7 +29,7 @@
 typedef struct {
     const sfl_client_config *cfg;
     sfl_conn conn;
-    uint8_t *s_priv;     /* sodium_malloc'd */
+    sfl_keypair *s_key;  /* sodium_malloc'd */
     uint8_t server_pub[32];
     sfl_model model;
     int have_model_obj;
@@ -39,7 +39,6 @@ typedef struct {
     float *start;        /* parameters at the start of local training */
     uint64_t seed;
     uint32_t total_rounds;
-    uint8_t pub[32];     /* own public key: derived seeds are keyed by it */
     /* zo mode: the run's root and this round's published replay terms */
     int have_root;
     uint8_t zo_root[32];
@@ -405,7 +404,7 @@ static int on_task_zo(client *c, const Seedfl__Task *t)
     memcpy(c->zo_root, z->root.data, 32);
     c->have_root = 1;
     o.root = c->zo_root;
-    o.client_pk = c->pub;
+    o.client_pk = c->s_key->pub;
     o.pool_size = z->pool_size;
     o.steps = z->steps;
     o.batch = cfg->batch ? cfg->batch : t->batch;
@@ -673,7 +672,7 @@ static int run_session(client *c)
     /* a server that accepts but never answers must not hold us forever */
     c->conn.recv_timeout_ms = CLIENT_HANDSHAKE_TIMEOUT_MS;
     if ((rc = sfl_conn_connect(&c->conn, cfg->host, cfg->port)) < 0 ||
-        (rc = sfl_conn_handshake(&c->conn, c->s_priv, c->server_pub)) < 0)
+        (rc = sfl_conn_handshake(&c->conn, c->s_key, c->server_pub)) < 0)
         return fail(c, rc, "%s", c->conn.err);
     sfl_info("connected", "server=%s:%d", cfg->host, cfg->port);
     if ((rc = heartbeat_start(c)) < 0)
@@ -704,14 +703,17 @@ int sfl_client_run(const sfl_client_config *cfg, char *err, size_t errlen)
     c.model_version = UINT64_MAX;
     err[0] = 0;
     int rc = sfl_conn_init(&c.conn);
-    c.s_priv = sodium_malloc(32);
-    if (rc < 0 || !c.s_priv) {
+    c.s_key = sodium_malloc(sizeof *c.s_key);
+    if (rc < 0 || !c.s_key) {
         rc = fail(&c, SFL_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = sfl_keys_load_secret(cfg->key_path, c.s_priv, err, errlen)) < 0)
+    if ((rc = sfl_keys_load_secret(cfg->key_path, c.s_key->priv, err, errlen)) < 0)
         goto out;
-    crypto_scalarmult_base(c.pub, c.s_priv);
+    if ((rc = sfl_keypair_set(c.s_key, c.s_key->priv)) < 0) {
+        rc = fail(&c, rc, "%s: not a usable X25519 secret key", cfg->key_path);
+        goto out;
+    }
     if ((rc = sfl_keys_load_public(cfg->server_key_path, c.server_pub, err, errlen)) < 0)
         goto out;
     /* check the data before connecting: a bad folder is the user's error, not the server's */
@@ -752,8 +754,8 @@ int sfl_client_run(const sfl_client_config *cfg, char *err, size_t errlen)
 out:
     heartbeat_stop(&c);
     sfl_conn_close(&c.conn);
-    if (c.s_priv)
-        sodium_free(c.s_priv);
+    if (c.s_key)
+        sodium_free(c.s_key);
     free(c.start);
     zo_terms_clear(&c);
     if (c.have_model_obj)

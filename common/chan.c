@@ -69,7 +69,7 @@ static int open_keys(sfl_chan *c)
     return 0;
 }
 
-static int new_hs(sfl_chan *c, int initiator, const uint8_t s_priv[32], const uint8_t *e_priv,
+static int new_hs(sfl_chan *c, int initiator, const sfl_keypair *s, const uint8_t *e_priv,
                   const uint8_t *rs)
 {
     uint8_t e[32];
@@ -84,15 +84,15 @@ static int new_hs(sfl_chan *c, int initiator, const uint8_t s_priv[32], const ui
         randombytes_buf(e, sizeof e);
     c->initiator = initiator;
     int rc = sfl_hs_init(c->hs, initiator, (const uint8_t *)SFL_PROLOGUE, strlen(SFL_PROLOGUE),
-                         s_priv, e, rs);
+                         s, e, rs);
     sodium_memzero(e, sizeof e);
     return rc;
 }
 
-int sfl_chan_client_start(sfl_chan *c, const uint8_t s_priv[32], const uint8_t server_pub[32],
+int sfl_chan_client_start(sfl_chan *c, const sfl_keypair *s, const uint8_t server_pub[32],
                           const uint8_t *e_priv, uint8_t *out, size_t *out_len)
 {
-    int rc = new_hs(c, 1, s_priv, e_priv, server_pub);
+    int rc = new_hs(c, 1, s, e_priv, server_pub);
     if (rc < 0)
         goto fail;
     uint8_t ts[SFL_HS_TS_LEN];
@@ -155,7 +155,7 @@ fail:
     return rc;
 }
 
-int sfl_chan_server_read(sfl_chan *c, const uint8_t s_priv[32], const uint8_t *e_priv,
+int sfl_chan_server_read(sfl_chan *c, const sfl_keypair *s, const uint8_t *e_priv,
                          const uint8_t *msg, size_t len)
 {
     uint8_t payload[64];
@@ -165,7 +165,7 @@ int sfl_chan_server_read(sfl_chan *c, const uint8_t s_priv[32], const uint8_t *e
         rc = SFL_EFORMAT;
         goto fail;
     }
-    rc = new_hs(c, 0, s_priv, e_priv, NULL);
+    rc = new_hs(c, 0, s, e_priv, NULL);
     if (rc < 0)
         goto fail;
     rc = sfl_hs_read(c->hs, msg, len, payload, &plen);

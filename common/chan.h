@@ -46,13 +46,13 @@ void sfl_chan_free(sfl_chan *c);
 
 /* Initiator: build message 1 (with its frame header) into out
  * (SFL_FRAME_HDR + SFL_HS1_LEN bytes). e_priv NULL = fresh random key. */
-int sfl_chan_client_start(sfl_chan *c, const uint8_t s_priv[32], const uint8_t server_pub[32],
+int sfl_chan_client_start(sfl_chan *c, const sfl_keypair *s, const uint8_t server_pub[32],
                           const uint8_t *e_priv, uint8_t *out, size_t *out_len);
 /* Initiator: consume message 2 (a frame body). */
 int sfl_chan_client_finish(sfl_chan *c, const uint8_t *msg, size_t len);
 /* Responder: consume message 1 (a frame body); on success c->peer holds the
  * initiator's static key for the caller's allow-list check. */
-int sfl_chan_server_read(sfl_chan *c, const uint8_t s_priv[32], const uint8_t *e_priv,
+int sfl_chan_server_read(sfl_chan *c, const sfl_keypair *s, const uint8_t *e_priv,
                          const uint8_t *msg, size_t len);
 /* Responder: build message 2 (with frame header) into out
  * (SFL_FRAME_HDR + SFL_HS2_LEN bytes) and open the channel. */

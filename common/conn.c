@@ -193,11 +193,11 @@ int sfl_conn_recv(sfl_conn *c, Seedfl__Envelope **env)
     return rc;
 }
 
-int sfl_conn_handshake(sfl_conn *c, const uint8_t s_priv[32], const uint8_t server_pub[32])
+int sfl_conn_handshake(sfl_conn *c, const sfl_keypair *s, const uint8_t server_pub[32])
 {
     uint8_t out[SFL_FRAME_HDR + SFL_HS1_LEN];
     size_t n = 0;
-    int rc = sfl_chan_client_start(&c->chan, s_priv, server_pub, NULL, out, &n);
+    int rc = sfl_chan_client_start(&c->chan, s, server_pub, NULL, out, &n);
     if (rc < 0) {
         snprintf(c->err, sizeof c->err, "handshake: %s", sfl_strerror(rc));
         return rc;

@@ -31,7 +31,7 @@ int sfl_conn_connect(sfl_conn *c, const char *host, int port);
 /* Run the IK handshake pinning server_pub. SFL_EREFUSED when the server
  * closes during it: under IK a wrong pinned key and a refused client key
  * look alike to the client. */
-int sfl_conn_handshake(sfl_conn *c, const uint8_t s_priv[32], const uint8_t server_pub[32]);
+int sfl_conn_handshake(sfl_conn *c, const sfl_keypair *s, const uint8_t server_pub[32]);
 int sfl_conn_send_raw(sfl_conn *c, const uint8_t *p, size_t n);
 int sfl_conn_send(sfl_conn *c, const Seedfl__Envelope *env);
 /* The same from another thread: leaves err alone. */

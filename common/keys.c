@@ -260,6 +260,11 @@ static void skip_line(FILE *f)
 /* The list grows as lines are read, never from a declared count, and stops
  * at SFL_ALLOWLIST_MAX keys. On failure *al is empty; on success it replaces
  * whatever *al held (free an old list first). */
+static int key_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, 32);
+}
+
 int sfl_allowlist_load(const char *path, sfl_allowlist *al, char *errbuf, size_t errlen)
 {
     char line[ALLOW_LINE_MAX];
@@ -334,6 +339,15 @@ int sfl_allowlist_load(const char *path, sfl_allowlist *al, char *errbuf, size_t
         goto fail;
     }
     fclose(f);
+    /* sorted and without repeats, for a binary search per handshake */
+    if (n > 1) {
+        qsort(keys, n, sizeof *keys, key_cmp);
+        size_t u = 1;
+        for (size_t i = 1; i < n; i++)
+            if (memcmp(keys[i], keys[u - 1], 32) != 0)
+                memcpy(keys[u++], keys[i], 32);
+        n = u;
+    }
     al->keys = keys;
     al->n = n;
     return 0;
@@ -343,12 +357,11 @@ fail:
     return rc;
 }
 
+/* Public keys are not secrets (and the peer has just proved it holds the
+ * secret half), so the search need not run in constant time. */
 int sfl_allowlist_contains(const sfl_allowlist *al, const uint8_t pub[32])
 {
-    for (size_t i = 0; i < al->n; i++)
-        if (sodium_memcmp(al->keys[i], pub, 32) == 0)
-            return 1;
-    return 0;
+    return al->n > 0 && bsearch(pub, al->keys, al->n, sizeof *al->keys, key_cmp) != NULL;
 }
 
 void sfl_allowlist_free(sfl_allowlist *al)

@@ -28,7 +28,8 @@ int sfl_keys_decode(const char *text, size_t len, uint8_t key[32]);
 /* Allow-list: one base64 public key per line; blank lines and lines starting
  * with '#' ignored (surrounding whitespace too); a bad line is an error
  * naming its line number ("PATH:LINE: ..."). At most SFL_ALLOWLIST_MAX keys
- * (SFL_ETOOBIG beyond). */
+ * (SFL_ETOOBIG beyond). Loaded keys are kept sorted, a key listed twice once,
+ * so a lookup is a binary search. */
 #define SFL_ALLOWLIST_MAX 1000000
 
 typedef struct {
@@ -39,7 +40,7 @@ typedef struct {
 /* On failure *al is left empty; on success it is overwritten (free an old
  * list first). */
 int sfl_allowlist_load(const char *path, sfl_allowlist *al, char *errbuf, size_t errlen);
-/* 1 when pub is on the list (constant-time compare per entry). */
+/* 1 when pub is on the list. */
 int sfl_allowlist_contains(const sfl_allowlist *al, const uint8_t pub[32]);
 void sfl_allowlist_free(sfl_allowlist *al);
 

@@ -233,20 +233,32 @@ static int mix_dh(sfl_hs *hs, const uint8_t priv[32], const uint8_t pub[32])
 /* message 1 before its payload: e, then s encrypted with its tag */
 #define MSG1_HEAD (32 + 32 + SFL_TAG_LEN)
 
-/* The state copies s_priv and e_priv; the caller may wipe its own copies. */
+int sfl_keypair_set(sfl_keypair *kp, const uint8_t priv[32])
+{
+    if (kp->priv != priv)
+        memcpy(kp->priv, priv, 32);
+    if (crypto_scalarmult_base(kp->pub, kp->priv) != 0) {
+        sodium_memzero(kp, sizeof *kp);
+        return SFL_ECRYPTO;
+    }
+    return 0;
+}
+
+/* The state copies the secrets; the caller may wipe its own copies. */
 int sfl_hs_init(sfl_hs *hs, int initiator, const uint8_t *prologue, size_t prologue_len,
-                const uint8_t s_priv[32], const uint8_t e_priv[32], const uint8_t *rs)
+                const sfl_keypair *s, const uint8_t e_priv[32], const uint8_t *rs)
 {
     memset(hs, 0, sizeof *hs);
     hs->step = STEP_FAILED;
-    if (!s_priv || !e_priv || (initiator && !rs) || (prologue_len > 0 && !prologue))
+    if (!s || !e_priv || (initiator && !rs) || (prologue_len > 0 && !prologue))
         return SFL_EINVAL;
 
     hs->initiator = initiator ? 1 : 0;
-    memcpy(hs->s_priv, s_priv, 32);
+    memcpy(hs->s_priv, s->priv, 32);
+    memcpy(hs->s_pub, s->pub, 32);
     memcpy(hs->e_priv, e_priv, 32);
-    if (crypto_scalarmult_base(hs->s_pub, hs->s_priv) != 0 ||
-        crypto_scalarmult_base(hs->e_pub, hs->e_priv) != 0) {
+    /* the ephemeral key's generation: one X25519 per handshake */
+    if (crypto_scalarmult_base(hs->e_pub, hs->e_priv) != 0) {
         sfl_hs_wipe(hs);
         return SFL_ECRYPTO;
     }

@@ -47,6 +47,14 @@ int sfl_cipher_decrypt(sfl_cipher *c, const uint8_t *ad, size_t adlen,
                        const uint8_t *ct, size_t len, uint8_t *out);
 void sfl_cipher_wipe(sfl_cipher *c);
 
+/* A static X25519 key pair. sfl_keypair_set copies priv (which may be
+ * kp->priv itself) and derives the public key (SFL_ECRYPTO if that fails),
+ * once per key rather than once per handshake. Keep it in sodium_malloc'd memory where it holds a real secret. */
+typedef struct {
+    uint8_t priv[32], pub[32];
+} sfl_keypair;
+int sfl_keypair_set(sfl_keypair *kp, const uint8_t priv[32]);
+
 /* Handshake state for the IK pattern:
  *   <- s
  *   ...
@@ -67,11 +75,12 @@ typedef struct {
                          -1 after a failure or sfl_hs_wipe */
 } sfl_hs;
 
-/* s_priv is the local static secret; public keys are derived; both secrets
+/* s is the local static key pair (its public half is trusted, not
+ * re-derived); the ephemeral public key is derived from e_priv; both secrets
  * are copied. rs (initiator only, ignored by the responder) is the
  * responder's pinned static public key. The protocol name is fixed. */
 int sfl_hs_init(sfl_hs *hs, int initiator, const uint8_t *prologue, size_t prologue_len,
-                const uint8_t s_priv[32], const uint8_t e_priv[32], const uint8_t *rs);
+                const sfl_keypair *s, const uint8_t e_priv[32], const uint8_t *rs);
 /* Write the next handshake message carrying payload; *out_len gets its size
  * (out must hold SFL_NOISE_MAX). SFL_ETOOBIG when the payload does not fit,
  * SFL_EPROTO when it is not this side's turn (state untouched); a failed DH

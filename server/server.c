@@ -86,7 +86,7 @@ typedef struct server {
     uv_timer_t wait_timer, deadline_timer, sweep_timer;
     uv_signal_t sigterm, sigint;
     uv_work_t work;
-    uint8_t *s_priv; /* sodium_malloc'd */
+    sfl_keypair *s_key; /* sodium_malloc'd */
     sfl_allowlist allow;
     sfl_model model;
     sfl_dataset test;
@@ -1084,7 +1084,7 @@ static int seen_frame(const session *s, const uint8_t h[16])
 static void handle_handshake(session *s, const uint8_t *frame, size_t len)
 {
     server *srv = s->srv;
-    int rc = sfl_chan_server_read(&s->chan, srv->s_priv, NULL, frame, len);
+    int rc = sfl_chan_server_read(&s->chan, srv->s_key, NULL, frame, len);
     if (rc < 0) {
         const char *why = rc == SFL_EFORMAT
                               ? "handshake message of the wrong size"
@@ -1418,11 +1418,15 @@ static int load_all(server *srv, char *err, size_t errlen)
 {
     const sfl_server_config *cfg = srv->cfg;
     int rc;
-    srv->s_priv = sodium_malloc(32);
-    if (!srv->s_priv)
+    srv->s_key = sodium_malloc(sizeof *srv->s_key);
+    if (!srv->s_key)
         return SFL_ENOMEM;
-    if ((rc = sfl_keys_load_secret(cfg->key_path, srv->s_priv, err, errlen)) < 0)
+    if ((rc = sfl_keys_load_secret(cfg->key_path, srv->s_key->priv, err, errlen)) < 0)
         return rc;
+    if ((rc = sfl_keypair_set(srv->s_key, srv->s_key->priv)) < 0) {
+        snprintf(err, errlen, "%s: not a usable X25519 secret key", cfg->key_path);
+        return rc;
+    }
     if (!cfg->open_enrolment) {
         if (!cfg->allow_path[0]) {
             snprintf(err, errlen, "no --allow list given (use --open-enrolment to admit any key)");
@@ -1576,7 +1580,7 @@ int sfl_server_run(const sfl_server_config *cfg, char *err, size_t errlen)
     sfl_model_free(&srv->model);
     sfl_allowlist_free(&srv->allow);
     sfl_ident_free(&srv->ident);
-    if (srv->s_priv)
-        sodium_free(srv->s_priv);
+    if (srv->s_key)
+        sodium_free(srv->s_key);
     return srv->exit_code;
 }

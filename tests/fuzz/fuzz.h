@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "noise.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A broken invariant is a crash, so that libFuzzer records the input. */
@@ -34,5 +36,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_SERVER_EPHEMERAL FUZZ_KEY(0x73)
 #define FUZZ_CLIENT_STATIC FUZZ_KEY(0x43)
 #define FUZZ_CLIENT_EPHEMERAL FUZZ_KEY(0x63)
+
+/* The key pair of a fixed secret. */
+static inline sfl_keypair fuzz_keypair(const uint8_t priv[32])
+{
+    sfl_keypair kp;
+    if (sfl_keypair_set(&kp, priv) != 0)
+        abort();
+    return kp;
+}
 
 #endif

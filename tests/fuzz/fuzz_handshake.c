@@ -20,9 +20,10 @@ static const uint8_t client_eph[32] = FUZZ_CLIENT_EPHEMERAL;
 
 static void as_responder(const uint8_t *data, size_t size)
 {
+    sfl_keypair skp = fuzz_keypair(server_static);
     sfl_chan c;
     sfl_chan_init(&c);
-    int rc = sfl_chan_server_read(&c, server_static, server_eph, data, size);
+    int rc = sfl_chan_server_read(&c, &skp, server_eph, data, size);
     if (rc < 0) {
         FUZZ_CHECK(rc == SFL_EFORMAT || rc == SFL_ECRYPTO);
         FUZZ_CHECK(size == SFL_HS1_LEN || rc == SFL_EFORMAT);
@@ -41,7 +42,7 @@ static void as_responder(const uint8_t *data, size_t size)
         FUZZ_CHECK(c.rd.max_len == SFL_NOISE_MAX);
         /* a second message 1 on an open channel is refused */
         sfl_chan again = c;
-        FUZZ_CHECK(sfl_chan_server_read(&again, server_static, server_eph, data, size) ==
+        FUZZ_CHECK(sfl_chan_server_read(&again, &skp, server_eph, data, size) ==
                    SFL_EPROTO);
     }
     sfl_chan_free(&c);
@@ -49,13 +50,12 @@ static void as_responder(const uint8_t *data, size_t size)
 
 static void as_initiator(const uint8_t *data, size_t size)
 {
-    uint8_t server_pub[32];
-    crypto_scalarmult_base(server_pub, server_static);
+    sfl_keypair skp = fuzz_keypair(server_static), ckp = fuzz_keypair(client_static);
     sfl_chan c;
     sfl_chan_init(&c);
     uint8_t m1[SFL_FRAME_HDR + SFL_HS1_LEN];
     size_t n1 = 0;
-    FUZZ_CHECK(sfl_chan_client_start(&c, client_static, server_pub, client_eph, m1, &n1) == 0);
+    FUZZ_CHECK(sfl_chan_client_start(&c, &ckp, skp.pub, client_eph, m1, &n1) == 0);
     FUZZ_CHECK(n1 == sizeof m1);
     int rc = sfl_chan_client_finish(&c, data, size);
     /* message 2 depends on message 1's timestamp, so it never authenticates

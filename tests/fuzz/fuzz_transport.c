@@ -27,14 +27,13 @@ static const uint8_t client_eph[32] = FUZZ_CLIENT_EPHEMERAL;
 
 static void handshake(sfl_chan *cli, sfl_chan *srv)
 {
-    uint8_t server_pub[32];
+    sfl_keypair skp = fuzz_keypair(server_static), ckp = fuzz_keypair(client_static);
     uint8_t m1[SFL_FRAME_HDR + SFL_HS1_LEN], m2[SFL_FRAME_HDR + SFL_HS2_LEN];
     size_t n1 = 0, n2 = 0;
-    crypto_scalarmult_base(server_pub, server_static);
     sfl_chan_init(cli);
     sfl_chan_init(srv);
-    FUZZ_CHECK(sfl_chan_client_start(cli, client_static, server_pub, client_eph, m1, &n1) == 0);
-    FUZZ_CHECK(sfl_chan_server_read(srv, server_static, server_eph, m1 + SFL_FRAME_HDR,
+    FUZZ_CHECK(sfl_chan_client_start(cli, &ckp, skp.pub, client_eph, m1, &n1) == 0);
+    FUZZ_CHECK(sfl_chan_server_read(srv, &skp, server_eph, m1 + SFL_FRAME_HDR,
                                     n1 - SFL_FRAME_HDR) == 0);
     FUZZ_CHECK(sfl_chan_server_reply(srv, m2, &n2) == 0);
     FUZZ_CHECK(sfl_chan_client_finish(cli, m2 + SFL_FRAME_HDR, n2 - SFL_FRAME_HDR) == 0);

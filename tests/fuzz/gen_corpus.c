@@ -190,10 +190,11 @@ static const uint8_t fixed_ts[SFL_HS_TS_LEN] = { 0x40, 0, 0, 0, 0x65, 0x92, 0x00
 static void msg1(uint8_t out[SFL_HS1_LEN], const uint8_t server_pub[32])
 {
     sfl_hs hs;
+    sfl_keypair ckp = fuzz_keypair(client_static);
     uint8_t *tmp = malloc(SFL_NOISE_MAX);
     size_t n = 0;
     if (!tmp ||
-        sfl_hs_init(&hs, 1, (const uint8_t *)SFL_PROLOGUE, strlen(SFL_PROLOGUE), client_static,
+        sfl_hs_init(&hs, 1, (const uint8_t *)SFL_PROLOGUE, strlen(SFL_PROLOGUE), &ckp,
                     client_eph, server_pub) != 0 ||
         sfl_hs_write(&hs, fixed_ts, sizeof fixed_ts, tmp, &n) != 0 || n != SFL_HS1_LEN)
         abort();
@@ -205,7 +206,8 @@ static void msg1(uint8_t out[SFL_HS1_LEN], const uint8_t server_pub[32])
 static void gen_handshake(void)
 {
     uint8_t server_pub[32], other_pub[32], other[32], m[SFL_HS1_LEN];
-    crypto_scalarmult_base(server_pub, server_static);
+    sfl_keypair skp = fuzz_keypair(server_static);
+    memcpy(server_pub, skp.pub, 32);
 
     msg1(m, server_pub);
     emit("handshake", "msg1-valid", m, sizeof m);
@@ -215,7 +217,7 @@ static void gen_handshake(void)
     sfl_chan_init(&srv);
     uint8_t m2[SFL_FRAME_HDR + SFL_HS2_LEN];
     size_t n2 = 0;
-    if (sfl_chan_server_read(&srv, server_static, server_eph, m, sizeof m) != 0 ||
+    if (sfl_chan_server_read(&srv, &skp, server_eph, m, sizeof m) != 0 ||
         sfl_chan_server_reply(&srv, m2, &n2) != 0)
         abort();
     sfl_chan_free(&srv);
@@ -475,14 +477,13 @@ static void put_record(buf *b, uint8_t op, const uint8_t *p, size_t n)
 
 static void pair_open(sfl_chan *cli, sfl_chan *srv)
 {
-    uint8_t server_pub[32];
+    sfl_keypair skp = fuzz_keypair(server_static), ckp = fuzz_keypair(client_static);
     uint8_t m1[SFL_FRAME_HDR + SFL_HS1_LEN], m2[SFL_FRAME_HDR + SFL_HS2_LEN];
     size_t n1 = 0, n2 = 0;
-    crypto_scalarmult_base(server_pub, server_static);
     sfl_chan_init(cli);
     sfl_chan_init(srv);
-    if (sfl_chan_client_start(cli, client_static, server_pub, client_eph, m1, &n1) != 0 ||
-        sfl_chan_server_read(srv, server_static, server_eph, m1 + SFL_FRAME_HDR,
+    if (sfl_chan_client_start(cli, &ckp, skp.pub, client_eph, m1, &n1) != 0 ||
+        sfl_chan_server_read(srv, &skp, server_eph, m1 + SFL_FRAME_HDR,
                              n1 - SFL_FRAME_HDR) != 0 ||
         sfl_chan_server_reply(srv, m2, &n2) != 0 ||
         sfl_chan_client_finish(cli, m2 + SFL_FRAME_HDR, n2 - SFL_FRAME_HDR) != 0)

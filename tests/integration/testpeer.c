@@ -19,7 +19,8 @@
 #include "util.h"
 
 static sfl_conn conn;
-static uint8_t s_priv[32], server_pub[32];
+static sfl_keypair s_key;
+static uint8_t server_pub[32];
 static uint32_t zo_steps, zo_pool; /* from the last zo task */
 static int zo_pool_variant;
 
@@ -276,7 +277,7 @@ static int replay_first_message(void)
 {
     uint8_t msg1[SFL_FRAME_HDR + SFL_HS1_LEN];
     size_t n = 0;
-    if (sfl_chan_client_start(&conn.chan, s_priv, server_pub, NULL, msg1, &n) < 0 ||
+    if (sfl_chan_client_start(&conn.chan, &s_key, server_pub, NULL, msg1, &n) < 0 ||
         sfl_conn_send_raw(&conn, msg1, n) < 0)
         return die("first handshake message");
     uint8_t *f;
@@ -333,7 +334,7 @@ static int scenario(const char *name)
         printf("testpeer: sent part of message 1, leaving\n");
         return 0;
     }
-    if (sfl_conn_handshake(&conn, s_priv, server_pub) < 0) {
+    if (sfl_conn_handshake(&conn, &s_key, server_pub) < 0) {
         printf("testpeer: %s\n", conn.err);
         return !strcmp(name, "expect-refused") ? 0 : 1;
     }
@@ -514,7 +515,8 @@ int main(int argc, char **argv)
     if (sodium_init() < 0 || sfl_parse_hostport(argv[1], host, sizeof host, &port) < 0)
         return 2;
     if (sfl_keys_load_public(argv[2], server_pub, err, sizeof err) < 0 ||
-        sfl_keys_load_secret(argv[3], s_priv, err, sizeof err) < 0) {
+        sfl_keys_load_secret(argv[3], s_key.priv, err, sizeof err) < 0 ||
+        sfl_keypair_set(&s_key, s_key.priv) < 0) {
         fprintf(stderr, "testpeer: %s\n", err);
         return 2;
     }
@@ -526,6 +528,6 @@ int main(int argc, char **argv)
         return die("connect");
     int rc = scenario(argv[4]);
     sfl_conn_close(&conn);
-    sodium_memzero(s_priv, sizeof s_priv);
+    sodium_memzero(&s_key, sizeof s_key);
     return rc;
 }

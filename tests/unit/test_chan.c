@@ -17,20 +17,32 @@
 typedef struct {
     sfl_chan cli, srv;
     uint8_t cpriv[32], cpub[32], spriv[32], spub[32];
+    sfl_keypair ckp, skp;
 } pair;
 
-static void do_handshake(pair *p)
+/* Fresh keys for both ends; sfl_keypair_set must derive the public key
+ * crypto_box_keypair made. */
+static void make_keys(pair *p)
 {
     crypto_box_keypair(p->cpub, p->cpriv);
     crypto_box_keypair(p->spub, p->spriv);
+    assert_int_equal(sfl_keypair_set(&p->ckp, p->cpriv), 0);
+    assert_int_equal(sfl_keypair_set(&p->skp, p->spriv), 0);
+    assert_memory_equal(p->ckp.pub, p->cpub, 32);
+    assert_memory_equal(p->skp.pub, p->spub, 32);
+}
+
+static void do_handshake(pair *p)
+{
+    make_keys(p);
     sfl_chan_init(&p->cli);
     sfl_chan_init(&p->srv);
     uint8_t m1[SFL_FRAME_HDR + SFL_HS1_LEN], m2[SFL_FRAME_HDR + SFL_HS2_LEN];
     size_t n1 = 0, n2 = 0;
-    assert_int_equal(sfl_chan_client_start(&p->cli, p->cpriv, p->spub, NULL, m1, &n1), 0);
+    assert_int_equal(sfl_chan_client_start(&p->cli, &p->ckp, p->spub, NULL, m1, &n1), 0);
     assert_int_equal(n1, sizeof m1);
     assert_int_equal((m1[2] << 8) | m1[3], SFL_HS1_LEN);
-    assert_int_equal(sfl_chan_server_read(&p->srv, p->spriv, NULL, m1 + 4, n1 - 4), 0);
+    assert_int_equal(sfl_chan_server_read(&p->srv, &p->skp, NULL, m1 + 4, n1 - 4), 0);
     assert_memory_equal(p->srv.peer, p->cpub, 32);
     assert_int_equal(sfl_chan_server_reply(&p->srv, m2, &n2), 0);
     assert_int_equal(sfl_chan_client_finish(&p->cli, m2 + 4, n2 - 4), 0);
@@ -176,8 +188,7 @@ static void test_wrong_key(void **state)
 {
     (void)state;
     pair p;
-    crypto_box_keypair(p.cpub, p.cpriv);
-    crypto_box_keypair(p.spub, p.spriv);
+    make_keys(&p);
     uint8_t other_pub[32], other_priv[32];
     crypto_box_keypair(other_pub, other_priv);
     sfl_chan_init(&p.cli);
@@ -185,10 +196,10 @@ static void test_wrong_key(void **state)
     uint8_t m1[SFL_FRAME_HDR + SFL_HS1_LEN];
     size_t n1 = 0;
     /* the client pinned another server key: the server cannot read message 1 */
-    assert_int_equal(sfl_chan_client_start(&p.cli, p.cpriv, other_pub, NULL, m1, &n1), 0);
-    assert_int_equal(sfl_chan_server_read(&p.srv, p.spriv, NULL, m1 + 4, n1 - 4), SFL_ECRYPTO);
+    assert_int_equal(sfl_chan_client_start(&p.cli, &p.ckp, other_pub, NULL, m1, &n1), 0);
+    assert_int_equal(sfl_chan_server_read(&p.srv, &p.skp, NULL, m1 + 4, n1 - 4), SFL_ECRYPTO);
     assert_int_equal(p.srv.state, SFL_CHAN_FAILED);
-    assert_int_equal(sfl_chan_server_read(&p.srv, p.spriv, NULL, m1 + 4, 10), SFL_EFORMAT);
+    assert_int_equal(sfl_chan_server_read(&p.srv, &p.skp, NULL, m1 + 4, 10), SFL_EFORMAT);
     done(&p);
 }
 

@@ -313,6 +313,7 @@ static void test_allowlist_grows(void **state)
     sfl_allowlist al;
     assert_non_null(keys);
 
+    /* every key twice: the list holds each once, sorted */
     FILE *f = fopen(in_dir("list"), "w");
     assert_non_null(f);
     for (int i = 0; i < N; i++) {
@@ -320,12 +321,28 @@ static void test_allowlist_grows(void **state)
         sfl_keys_encode(keys[i], enc);
         fprintf(f, "%s\n", enc);
     }
+    for (int i = N - 1; i >= 0; i--) {
+        sfl_keys_encode(keys[i], enc);
+        fprintf(f, "%s\n", enc);
+    }
     fclose(f);
     assert_int_equal(sfl_allowlist_load(in_dir("list"), &al, err, sizeof err), 0);
     assert_int_equal(al.n, N);
-    assert_int_equal(sfl_allowlist_contains(&al, keys[0]), 1);
-    assert_int_equal(sfl_allowlist_contains(&al, keys[N - 1]), 1);
-    assert_memory_equal(al.keys[N / 2], keys[N / 2], 32);
+    for (size_t i = 1; i < al.n; i++)
+        assert_true(memcmp(al.keys[i - 1], al.keys[i], 32) < 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(sfl_allowlist_contains(&al, keys[i]), 1);
+    /* keys next to listed ones, and below and above all of them */
+    uint8_t near[32], lo[32], hi[32];
+    for (int i = 0; i < N; i++) {
+        memcpy(near, keys[i], 32);
+        near[31] ^= 1;
+        assert_int_equal(sfl_allowlist_contains(&al, near), 0);
+    }
+    memset(lo, 0, 32);
+    memset(hi, 0xff, 32);
+    assert_int_equal(sfl_allowlist_contains(&al, lo), 0);
+    assert_int_equal(sfl_allowlist_contains(&al, hi), 0);
     sfl_allowlist_free(&al);
     free(keys);
 }

@@ -127,9 +127,17 @@ static void fresh_key(uint8_t priv[32], uint8_t pub[32])
     assert_int_equal(crypto_scalarmult_base(pub, priv), 0);
 }
 
+/* The handshake's static key pair for priv, whose public key must be pub. */
+static void keypair(sfl_keypair *kp, const uint8_t priv[32], const uint8_t pub[32])
+{
+    assert_int_equal(sfl_keypair_set(kp, priv), 0);
+    assert_memory_equal(kp->pub, pub, 32);
+}
+
 /* A completed random handshake with split ciphers. */
 typedef struct {
     uint8_t i_s[32], i_pub[32], r_s[32], r_pub[32];
+    sfl_keypair i_kp, r_kp;
     sfl_hs ini, resp;
     sfl_cipher i_send, i_recv, r_send, r_recv;
 } session;
@@ -143,8 +151,10 @@ static void run_handshake(session *s)
     fresh_key(s->r_s, s->r_pub);
     fresh_key(ie, pub);
     fresh_key(re, pub);
-    assert_int_equal(sfl_hs_init(&s->ini, 1, NULL, 0, s->i_s, ie, s->r_pub), 0);
-    assert_int_equal(sfl_hs_init(&s->resp, 0, NULL, 0, s->r_s, re, NULL), 0);
+    keypair(&s->i_kp, s->i_s, s->i_pub);
+    keypair(&s->r_kp, s->r_s, s->r_pub);
+    assert_int_equal(sfl_hs_init(&s->ini, 1, NULL, 0, &s->i_kp, ie, s->r_pub), 0);
+    assert_int_equal(sfl_hs_init(&s->resp, 0, NULL, 0, &s->r_kp, re, NULL), 0);
     assert_int_equal(sfl_hs_write(&s->ini, (const uint8_t *)"hi", 2, msgbuf, &n), 0);
     assert_int_equal(n, SFL_IK_MSG1_LEN(2));
     assert_int_equal(sfl_hs_read(&s->resp, msgbuf, n, plbuf, &pl), 0);
@@ -172,11 +182,13 @@ static void test_ik_vector(void **state)
     assert_int_equal(vec.init_remote_static.len, 32);
     assert_int_equal(vec.handshake_hash.len, SFL_HASH_LEN);
 
-    assert_int_equal(sfl_hs_init(&ini, 1, vec.prologue.bytes, vec.prologue.len,
-                                 vec.init_static.bytes, vec.init_ephemeral.bytes,
-                                 vec.init_remote_static.bytes), 0);
-    assert_int_equal(sfl_hs_init(&resp, 0, vec.prologue.bytes, vec.prologue.len,
-                                 vec.resp_static.bytes, vec.resp_ephemeral.bytes, NULL), 0);
+    sfl_keypair ikp, rkp;
+    assert_int_equal(sfl_keypair_set(&ikp, vec.init_static.bytes), 0);
+    assert_int_equal(sfl_keypair_set(&rkp, vec.resp_static.bytes), 0);
+    assert_int_equal(sfl_hs_init(&ini, 1, vec.prologue.bytes, vec.prologue.len, &ikp,
+                                 vec.init_ephemeral.bytes, vec.init_remote_static.bytes), 0);
+    assert_int_equal(sfl_hs_init(&resp, 0, vec.prologue.bytes, vec.prologue.len, &rkp,
+                                 vec.resp_ephemeral.bytes, NULL), 0);
     /* the vector's remote static is the responder's public key */
     assert_memory_equal(resp.s_pub, vec.init_remote_static.bytes, 32);
 
@@ -378,12 +390,15 @@ static void test_tampered_handshake(void **state)
 
     fresh_key(is, ipub);
     fresh_key(rsk, rpub);
+    sfl_keypair ikp, rkp;
+    keypair(&ikp, is, ipub);
+    keypair(&rkp, rsk, rpub);
     fresh_key(e1, pub);
     fresh_key(e2, pub);
 
     /* message 1 with a flipped byte in the encrypted static key */
-    assert_int_equal(sfl_hs_init(&ini, 1, NULL, 0, is, e1, rpub), 0);
-    assert_int_equal(sfl_hs_init(&resp, 0, NULL, 0, rsk, e2, NULL), 0);
+    assert_int_equal(sfl_hs_init(&ini, 1, NULL, 0, &ikp, e1, rpub), 0);
+    assert_int_equal(sfl_hs_init(&resp, 0, NULL, 0, &rkp, e2, NULL), 0);
     assert_int_equal(sfl_hs_write(&ini, NULL, 0, msgbuf, &n), 0);
     msgbuf[40] ^= 0x80;
     assert_int_equal(sfl_hs_read(&resp, msgbuf, n, plbuf, &pl), SFL_ECRYPTO);
@@ -392,8 +407,8 @@ static void test_tampered_handshake(void **state)
     assert_int_equal(sfl_hs_read(&resp, msgbuf, n, plbuf, &pl), SFL_EPROTO);
 
     /* message 2 with a flipped tag byte */
-    assert_int_equal(sfl_hs_init(&ini, 1, NULL, 0, is, e1, rpub), 0);
-    assert_int_equal(sfl_hs_init(&resp, 0, NULL, 0, rsk, e2, NULL), 0);
+    assert_int_equal(sfl_hs_init(&ini, 1, NULL, 0, &ikp, e1, rpub), 0);
+    assert_int_equal(sfl_hs_init(&resp, 0, NULL, 0, &rkp, e2, NULL), 0);
     assert_int_equal(sfl_hs_write(&ini, NULL, 0, msgbuf, &n), 0);
     assert_int_equal(sfl_hs_read(&resp, msgbuf, n, plbuf, &pl), 0);
     assert_int_equal(sfl_hs_write(&resp, NULL, 0, msgbuf, &n), 0);
@@ -402,16 +417,16 @@ static void test_tampered_handshake(void **state)
     assert_int_equal(ini.step, -1);
 
     /* a prologue mismatch fails message 1 */
-    assert_int_equal(sfl_hs_init(&ini, 1, (const uint8_t *)"a", 1, is, e1, rpub), 0);
-    assert_int_equal(sfl_hs_init(&resp, 0, (const uint8_t *)"b", 1, rsk, e2, NULL), 0);
+    assert_int_equal(sfl_hs_init(&ini, 1, (const uint8_t *)"a", 1, &ikp, e1, rpub), 0);
+    assert_int_equal(sfl_hs_init(&resp, 0, (const uint8_t *)"b", 1, &rkp, e2, NULL), 0);
     assert_int_equal(sfl_hs_write(&ini, NULL, 0, msgbuf, &n), 0);
     assert_int_equal(sfl_hs_read(&resp, msgbuf, n, plbuf, &pl), SFL_ECRYPTO);
 
     /* an initiator pinning another server key fails at the responder */
     uint8_t other[32], opub[32];
     fresh_key(other, opub);
-    assert_int_equal(sfl_hs_init(&ini, 1, NULL, 0, is, e1, opub), 0);
-    assert_int_equal(sfl_hs_init(&resp, 0, NULL, 0, rsk, e2, NULL), 0);
+    assert_int_equal(sfl_hs_init(&ini, 1, NULL, 0, &ikp, e1, opub), 0);
+    assert_int_equal(sfl_hs_init(&resp, 0, NULL, 0, &rkp, e2, NULL), 0);
     assert_int_equal(sfl_hs_write(&ini, NULL, 0, msgbuf, &n), 0);
     assert_int_equal(sfl_hs_read(&resp, msgbuf, n, plbuf, &pl), SFL_ECRYPTO);
     sfl_hs_wipe(&ini);
@@ -435,6 +450,9 @@ static void test_low_order(void **state)
 
     fresh_key(is, ipub);
     fresh_key(rsk, rpub);
+    sfl_keypair ikp, rkp;
+    keypair(&ikp, is, ipub);
+    keypair(&rkp, rsk, rpub);
     fresh_key(e1, pub);
     fresh_key(e2, pub);
 
@@ -444,21 +462,21 @@ static void test_low_order(void **state)
         assert_int_equal(bl, 32);
 
         /* initiator pinning a low-order server key: es fails */
-        assert_int_equal(sfl_hs_init(&ini, 1, NULL, 0, is, e1, bad), 0);
+        assert_int_equal(sfl_hs_init(&ini, 1, NULL, 0, &ikp, e1, bad), 0);
         assert_int_equal(sfl_hs_write(&ini, NULL, 0, msgbuf, &n), SFL_ECRYPTO);
         assert_int_equal(ini.step, -1);
         assert_true(sodium_is_zero(ini.e_priv, 32));
 
         /* message 1 whose ephemeral key is low order: es fails at the responder */
-        assert_int_equal(sfl_hs_init(&ini, 1, NULL, 0, is, e1, rpub), 0);
-        assert_int_equal(sfl_hs_init(&resp, 0, NULL, 0, rsk, e2, NULL), 0);
+        assert_int_equal(sfl_hs_init(&ini, 1, NULL, 0, &ikp, e1, rpub), 0);
+        assert_int_equal(sfl_hs_init(&resp, 0, NULL, 0, &rkp, e2, NULL), 0);
         assert_int_equal(sfl_hs_write(&ini, NULL, 0, msgbuf, &n), 0);
         memcpy(msgbuf, bad, 32);
         assert_int_equal(sfl_hs_read(&resp, msgbuf, n, plbuf, &pl), SFL_ECRYPTO);
 
         /* message 2 whose ephemeral key is low order: ee fails at the initiator */
-        assert_int_equal(sfl_hs_init(&ini, 1, NULL, 0, is, e1, rpub), 0);
-        assert_int_equal(sfl_hs_init(&resp, 0, NULL, 0, rsk, e2, NULL), 0);
+        assert_int_equal(sfl_hs_init(&ini, 1, NULL, 0, &ikp, e1, rpub), 0);
+        assert_int_equal(sfl_hs_init(&resp, 0, NULL, 0, &rkp, e2, NULL), 0);
         assert_int_equal(sfl_hs_write(&ini, NULL, 0, msgbuf, &n), 0);
         assert_int_equal(sfl_hs_read(&resp, msgbuf, n, plbuf, &pl), 0);
         assert_int_equal(sfl_hs_write(&resp, NULL, 0, msgbuf, &n), 0);
@@ -478,10 +496,13 @@ static void test_lengths(void **state)
 
     fresh_key(is, ipub);
     fresh_key(rsk, rpub);
+    sfl_keypair ikp, rkp;
+    keypair(&ikp, is, ipub);
+    keypair(&rkp, rsk, rpub);
     fresh_key(e1, pub);
     fresh_key(e2, pub);
-    assert_int_equal(sfl_hs_init(&ini, 1, NULL, 0, is, e1, rpub), 0);
-    assert_int_equal(sfl_hs_init(&resp, 0, NULL, 0, rsk, e2, NULL), 0);
+    assert_int_equal(sfl_hs_init(&ini, 1, NULL, 0, &ikp, e1, rpub), 0);
+    assert_int_equal(sfl_hs_init(&resp, 0, NULL, 0, &rkp, e2, NULL), 0);
 
     /* wrong turn */
     assert_int_equal(sfl_hs_read(&ini, msgbuf, SFL_IK_MSG2_LEN(0), plbuf, &pl), SFL_EPROTO);
@@ -495,7 +516,7 @@ static void test_lengths(void **state)
     /* the largest payload fits exactly */
     sfl_hs big;
     memset(plbuf, 0x42, SFL_NOISE_MAX);
-    assert_int_equal(sfl_hs_init(&big, 1, NULL, 0, is, e1, rpub), 0);
+    assert_int_equal(sfl_hs_init(&big, 1, NULL, 0, &ikp, e1, rpub), 0);
     assert_int_equal(sfl_hs_write(&big, plbuf, SFL_NOISE_MAX - SFL_IK_MSG1_LEN(0), msgbuf, &n), 0);
     assert_int_equal(n, SFL_NOISE_MAX);
     sfl_hs_wipe(&big);
@@ -533,7 +554,7 @@ static void test_lengths(void **state)
     assert_int_equal(tx.n, 1);
 
     /* bad arguments */
-    assert_int_equal(sfl_hs_init(&big, 1, NULL, 0, is, e1, NULL), SFL_EINVAL);
+    assert_int_equal(sfl_hs_init(&big, 1, NULL, 0, &ikp, e1, NULL), SFL_EINVAL);
     assert_int_equal(sfl_hs_write(&big, NULL, 0, msgbuf, &n), SFL_EPROTO);
     sfl_hs_wipe(&ini);
     sfl_hs_wipe(&resp);
