@@ -10,25 +10,37 @@ small=(--model logreg --eval-limit 500)
 
 # 1. an idle connection is closed at the handshake deadline; a flood of idle
 #    and garbage sockets over --max-unauth is cut at once; then two clients
-#    train while another 80 such sockets are held
-start_server --model mlp:784-64-10 --eval-limit 500 --rounds 4 --epochs 2 --min-clients 2 \
-    --quorum 2 --handshake-timeout 1 --max-unauth 100 --metrics-out "$T/flood.csv"
+#    train while 300 such sockets are held all along (each one the server
+#    closes is opened again)
+start_server --model mlp:784-64-10 --eval-limit 500 --rounds 8 --epochs 2 --min-clients 2 \
+    --quorum 2 --handshake-timeout 1 --max-unauth 400 --metrics-out "$T/flood.csv"
 peer idle c3 >"$T/idle.out" 2>&1 || fail "idle peer: $(cat "$T/idle.out")"
 grep -q "handshake_timeout" "$T/server.log" || fail "no handshake_timeout logged"
-peer flood:300 c3 >"$T/flood.out" 2>&1 || fail "flood peer"
+peer flood:600 c3 >"$T/flood.out" 2>&1 || fail "flood peer"
 grep -q "connection_refused" "$T/server.log" || fail "the unauthenticated cap never acted"
-grep -q "server closed 300" "$T/flood.out" || fail "flood sockets left open: $(cat "$T/flood.out")"
-peer flood:80 c3 >"$T/flood2.out" 2>&1 &
+grep -q "server closed 600" "$T/flood.out" || fail "flood sockets left open: $(cat "$T/flood.out")"
+# run directly (not through the peer function) so that $! is testpeer itself
+"$BIN/tests/testpeer" "127.0.0.1:$PORT" "$T/server.key.pub" "$T/c3.key" flood-keep:300:300 \
+    >"$T/flood2.out" 2>&1 &
 FP=$!
 PIDS+=($FP)
-sleep 0.2
+sleep 0.5
 start_client 0 2 --limit 3000; A=$CPID
 start_client 1 2 --limit 3000; B=$CPID
-wait_exit "$A" 60 || fail "client 0 under flood: exit $?"
-wait_exit "$B" 60 || fail "client 1 under flood: exit $?"
+# the flood stops once round 6 opens: it was held through rounds 1 to 5
+for ((i = 0; i < 600; i++)); do grep -q "event=round_open round=6" "$T/server.log" && break; sleep 0.1; done
+kill -0 "$FP" 2>/dev/null || fail "the flood ended early: $(cat "$T/flood2.out")"
+kill -TERM "$FP"
+wait_exit "$FP" 10 || fail "second flood peer"
+wait_exit "$A" 90 || fail "client 0 under flood: exit $?"
+wait_exit "$B" 90 || fail "client 1 under flood: exit $?"
 wait_exit "$SPID" 30 || fail "server under flood: exit $?"
-wait_exit "$FP" 30 || fail "second flood peer"
 [ "$(csv_col "$T/flood.csv" clients | sort -u)" = 2 ] || fail "rounds under flood: $(cat "$T/flood.csv")"
+held=$(sed -n 's/.*held at least \([0-9]*\) of.*/\1/p' "$T/flood2.out")
+[ "${held:-0}" -ge 290 ] || fail "the flood did not hold its sockets: $(cat "$T/flood2.out")"
+cycled=$(sed -n 's/.*server closed \([0-9]*\),.*/\1/p' "$T/flood2.out")
+[ "${cycled:-0}" -gt 300 ] || fail "the server did not close the held sockets: $(cat "$T/flood2.out")"
+cat "$T/flood2.out"
 
 # 2. heartbeats: clients training for longer than the silence limit
 #    (0.1 s x 2) are kept; a ready peer that says nothing is dropped

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
@@ -200,8 +201,32 @@ static double now_s(void)
 /* n extra connections: the odd ones send random bytes now and then, the
  * even ones nothing. Held until the server has closed them all or limit_s
  * passed; prints how many it closed and how fast. */
-static int flood(int n, double limit_s)
+static int open_socket(const struct sockaddr_in *sa)
 {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (const struct sockaddr *)sa, sizeof *sa) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    return fd;
+}
+
+static volatile sig_atomic_t flood_stop;
+static void on_flood_stop(int sig)
+{
+    (void)sig;
+    flood_stop = 1;
+}
+
+/* n sockets that never handshake, every other one sending junk. With keep,
+ * a socket the server closes is opened again until limit_s has passed or
+ * SIGTERM comes, so that n are held all along; otherwise the run ends once
+ * the server has closed them all (or at limit_s). */
+static int flood(int n, double limit_s, int keep)
+{
+    signal(SIGTERM, on_flood_stop);
     int *fd = calloc((size_t)n, sizeof *fd);
     struct pollfd *p = calloc((size_t)n, sizeof *p);
     if (!fd || !p)
@@ -213,19 +238,23 @@ static int flood(int n, double limit_s)
     inet_pton(AF_INET, peer_host, &sa.sin_addr);
     int opened = 0;
     for (int i = 0; i < n; i++) {
-        fd[i] = socket(AF_INET, SOCK_STREAM, 0);
-        if (fd[i] < 0 || connect(fd[i], (struct sockaddr *)&sa, sizeof sa) < 0) {
-            if (fd[i] >= 0)
-                close(fd[i]);
-            fd[i] = -1;
-            continue;
-        }
-        fcntl(fd[i], F_SETFL, O_NONBLOCK);
-        opened++;
+        fd[i] = open_socket(&sa);
+        opened += fd[i] >= 0;
     }
     double t0 = now_s(), last = t0;
-    int closed = 0;
-    while (closed < opened && now_s() - t0 < limit_s) {
+    int closed = 0, held_min = opened;
+    while ((keep || closed < opened) && now_s() - t0 < limit_s && !flood_stop) {
+        if (keep) {
+            int held = 0;
+            for (int i = 0; i < n; i++) {
+                if (fd[i] < 0) {
+                    fd[i] = open_socket(&sa);
+                    opened += fd[i] >= 0;
+                }
+                held += fd[i] >= 0;
+            }
+            held_min = held < held_min ? held : held_min;
+        }
         for (int i = 0; i < n; i++) {
             p[i].fd = fd[i];
             p[i].events = POLLIN;
@@ -249,10 +278,12 @@ static int flood(int n, double limit_s)
                 continue;
             uint8_t junk[64];
             randombytes_buf(junk, sizeof junk);
-            junk[0] = 0; /* a plausible small length keeps it "in handshake" */
+            /* half announce a frame of message 1's size, which fails to
+             * decrypt once complete; half one over the pre-auth cap */
+            junk[0] = 0;
             junk[1] = 0;
             junk[2] = 0;
-            junk[3] = 200;
+            junk[3] = (i / 2) % 2 ? SFL_HS1_LEN : 200;
             if (send(fd[i], junk, 8, MSG_NOSIGNAL) < 0) {
                 close(fd[i]);
                 fd[i] = -1;
@@ -266,6 +297,9 @@ static int flood(int n, double limit_s)
             close(fd[i]);
     printf("testpeer: flood opened %d, server closed %d, the last after %.1f s\n", opened, closed,
            last - t0);
+    if (keep)
+        printf("testpeer: flood held at least %d of %d at once for %.1f s\n", held_min, n,
+               now_s() - t0);
     free(fd);
     free(p);
     return 0;
@@ -303,8 +337,6 @@ static int replay_first_message(void)
 
 static int scenario(const char *name)
 {
-    if (!strncmp(name, "flood:", 6))
-        return flood(atoi(name + 6), 20.0);
     if (!strcmp(name, "idle")) {
         double t0 = now_s();
         int rc = expect_close(20000, NULL);
@@ -523,7 +555,16 @@ int main(int argc, char **argv)
     snprintf(peer_host, sizeof peer_host, "%s", host);
     peer_port = port;
     if (!strncmp(argv[4], "flood:", 6))
-        return flood(atoi(argv[4] + 6), 20.0);
+        return flood(atoi(argv[4] + 6), 20.0, 0);
+    /* flood-keep:N:SECONDS */
+    if (!strncmp(argv[4], "flood-keep:", 11)) {
+        char *end = NULL;
+        long n = strtol(argv[4] + 11, &end, 10);
+        double secs = end && *end == ':' ? strtod(end + 1, NULL) : 0;
+        if (n <= 0 || secs <= 0)
+            return die("flood-keep:N:SECONDS");
+        return flood((int)n, secs, 1);
+    }
     if (sfl_conn_init(&conn) < 0 || sfl_conn_connect(&conn, host, port) < 0)
         return die("connect");
     int rc = scenario(argv[4]);
