@@ -135,8 +135,9 @@ while ! grep -q '^holding ' "$work/load.out" 2>/dev/null; do
     sleep 0.5
 done
 sleep "$settle"
+status=0
 server_up=1
-alive "$server" || server_up=0
+alive "$server" || { server_up=0; status=1; }
 if [ "$server_up" = 1 ]; then
     rss1=$(status_kib "$server" VmRSS)
     hwm1=$(status_kib "$server" VmHWM)
@@ -180,6 +181,7 @@ if [ "$server_up" = 0 ]; then
 else
     established=$(sed -n 's/^sessions established: \([0-9]*\) of.*/\1/p' "$work/load.out" | head -n 1)
     established=${established:-0}
+    [ "$established" = "$sessions" ] || status=1
     awk -v a="$rss0" -v b="$rss1" -v h="$hwm1" -v n="$established" 'BEGIN {
         printf "server RSS before: %d KiB; with %d sessions held: %d KiB (peak %d KiB)\n", a, n, b, h
         if (n > 0) {
@@ -217,8 +219,11 @@ if [ "$clients" = 1 ]; then
         else
             echo "the rounds did NOT complete; client logs:"
             tail -n 3 "$work/client0.log" "$work/client1.log"
+            status=1
         fi
     else
         echo "not run (the server had exited)"
+        status=1
     fi
 fi
+exit "$status"
