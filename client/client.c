@@ -684,6 +684,9 @@ static int run_session(client *c)
     return rc;
 }
 
+/* longest wait between two reconnection attempts */
+#define RECONNECT_MAX_S 15.0
+
 static void sleep_s(double s)
 {
     struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
@@ -727,25 +730,28 @@ int sfl_client_run(const sfl_client_config *cfg, char *err, size_t errlen)
                   total);
         goto out;
     }
-    /* the first connection must work (a wrong address is the user's to fix);
-     * after a session was up, a lost link is retried with exponential
-     * backoff and jitter until --reconnect-for runs out */
+    /* the first connection must work (a wrong address is the user's to fix),
+     * unless the server said it is busy; after a session was up, a lost link
+     * is retried too, with exponential backoff and jitter, until
+     * --reconnect-for runs out */
     rc = run_session(&c);
-    if (rc < 0 && transient(rc) && c.welcomed && cfg->reconnect_for > 0) {
+    if (rc < 0 && (rc == SFL_EBUSY || (transient(rc) && c.welcomed)) && cfg->reconnect_for > 0) {
         double give_up = sfl_now() + cfg->reconnect_for, backoff = 0.5;
         int attempt = 0;
-        while (rc < 0 && transient(rc) && sfl_now() < give_up) {
-            double wait = backoff * (0.5 + randombytes_uniform(1001) / 1000.0);
+        while (rc < 0 && (transient(rc) || rc == SFL_EBUSY) && sfl_now() < give_up) {
+            /* half to all of the backoff, so that clients dropped together
+             * spread out; never more than the cap */
+            double wait = backoff * (0.5 + 0.5 * randombytes_uniform(1001) / 1000.0);
             if (sfl_now() + wait > give_up)
                 wait = give_up - sfl_now();
-            sfl_warn("connection_lost", "reason=\"%s\" attempt=%d retry_in_s=%.2f", err,
-                     ++attempt, wait);
+            sfl_warn(rc == SFL_EBUSY ? "server_busy" : "connection_lost",
+                     "reason=\"%s\" attempt=%d retry_in_s=%.2f", err, ++attempt, wait);
             sleep_s(wait > 0 ? wait : 0);
-            backoff = backoff * 2 < 15 ? backoff * 2 : 15;
+            backoff = backoff * 2 < RECONNECT_MAX_S ? backoff * 2 : RECONNECT_MAX_S;
             err[0] = 0;
             rc = run_session(&c);
         }
-        if (rc < 0 && transient(rc)) {
+        if (rc < 0 && (transient(rc) || rc == SFL_EBUSY)) {
             char last[256];
             snprintf(last, sizeof last, "%s", err);
             fail(&c, rc, "gave up reconnecting after %g s: %s", cfg->reconnect_for, last);

@@ -202,12 +202,18 @@ int sfl_conn_handshake(sfl_conn *c, const sfl_keypair *s, const uint8_t server_p
         snprintf(c->err, sizeof c->err, "handshake: %s", sfl_strerror(rc));
         return rc;
     }
-    if ((rc = sfl_conn_send_raw(c, out, n)) < 0)
-        return rc;
+    /* a server that is busy may have said so and closed before message 1
+     * went out: read what it sent even when the send failed */
+    int src = sfl_conn_send_raw(c, out, n);
     uint8_t *f;
     size_t len;
     rc = sfl_conn_recv_frame(c, &f, &len);
-    if (rc == SFL_ECLOSED) {
+    if (rc == SFL_EFORMAT && sfl_frame_is_busy(&c->chan.rd)) {
+        snprintf(c->err, sizeof c->err,
+                 "the server is busy (too many connections waiting for their handshake)");
+        return SFL_EBUSY;
+    }
+    if (src < 0 || rc == SFL_ECLOSED) {
         snprintf(c->err, sizeof c->err,
                  "the server refused or dropped the connection during the handshake (is the "
                  "pinned server key right, and is this client's key on its allow-list?)");

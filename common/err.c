@@ -21,6 +21,7 @@ const char *sfl_strerror(int err)
     case SFL_EREFUSED: return "refused by peer";
     case SFL_EPERM: return "unsafe file permissions";
     case SFL_ERANGE: return "value out of range";
+    case SFL_EBUSY: return "peer busy";
     }
     return "unknown error";
 }

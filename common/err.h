@@ -18,6 +18,7 @@ enum sfl_err {
     SFL_EREFUSED = -12,/* peer refused us */
     SFL_EPERM = -13,   /* file permissions unsafe */
     SFL_ERANGE = -14,  /* value out of range */
+    SFL_EBUSY = -15,   /* peer cannot take us now; try again later */
 };
 
 #include <stddef.h>

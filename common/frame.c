@@ -91,3 +91,9 @@ void sfl_frame_put_header(uint8_t hdr[SFL_FRAME_HDR], uint32_t len)
     hdr[2] = (uint8_t)(len >> 8);
     hdr[3] = (uint8_t)len;
 }
+
+int sfl_frame_is_busy(const sfl_frame_reader *r)
+{
+    static const uint8_t zero[SFL_FRAME_HDR];
+    return r->hdr_have == SFL_FRAME_HDR && r->body_len == 0 && !memcmp(r->hdr, zero, sizeof zero);
+}

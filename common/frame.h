@@ -36,6 +36,14 @@ int sfl_frame_feed(sfl_frame_reader *r, const uint8_t *data, size_t len, size_t 
  * holds no 64 KiB buffer. A frame in progress keeps its buffer. */
 #define SFL_FRAME_KEEP 512
 void sfl_frame_reader_trim(sfl_frame_reader *r);
+/* Four zero bytes (a zero-length header) are never a frame: the server
+ * sends them, unauthenticated, to a connection it cannot take now (too many
+ * not yet authenticated) just before it closes it. A client that reads them
+ * instead of handshake message 2 tries again later. Forging them gains an
+ * attacker nothing a dropped connection would not. */
+#define SFL_FRAME_BUSY_LEN SFL_FRAME_HDR
+/* 1 when the reader's last header was the busy signal. */
+int sfl_frame_is_busy(const sfl_frame_reader *r);
 /* Write the 4-byte header for a body of len bytes. */
 void sfl_frame_put_header(uint8_t hdr[SFL_FRAME_HDR], uint32_t len);
 

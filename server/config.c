@@ -108,6 +108,9 @@ int sfl_server_config_set(sfl_server_config *cfg, const char *name, const char *
     } else if (!strcmp(name, "min-clients")) {
         if (sfl_parse_u32(v, 1, 1000000, &cfg->min_clients) < 0)
             BAD("a whole number from 1 to 1000000");
+    } else if (!strcmp(name, "start-clients")) {
+        if (sfl_parse_u32(v, 1, 1000000, &cfg->start_clients) < 0)
+            BAD("a whole number from 1 to 1000000");
     } else if (!strcmp(name, "quorum")) {
         if (sfl_parse_double(v, 1e-9, 1000000, &d) < 0 || (d > 1 && d != (double)(uint64_t)d))
             BAD("a fraction in (0, 1] or a whole number of updates");

@@ -33,6 +33,8 @@ static const char usage[] =
     "                         zeroth-order step on shared random directions) (default dense)\n"
     "  --rounds R             rounds to train (default 20)\n"
     "  --min-clients N        clients needed before a round opens (default 1)\n"
+    "  --start-clients N      clients needed before the first round opens\n"
+    "                         (default: --min-clients)\n"
     "  --wait-timeout SEC     give up when min-clients are not there in time (default 60)\n"
     "  --round-timeout SEC    deadline of a round after its task is sent (default 120)\n"
     "  --quorum Q             updates needed by the deadline: a count, or a fraction of\n"
@@ -99,6 +101,7 @@ int main(int argc, char **argv)
         {"data", required_argument, 0, 0},         {"model", required_argument, 0, 0},
         {"mode", required_argument, 0, 0},         {"rounds", required_argument, 0, 0},
         {"min-clients", required_argument, 0, 0},  {"wait-timeout", required_argument, 0, 0},
+        {"start-clients", required_argument, 0, 0},
         {"round-timeout", required_argument, 0, 0},{"quorum", required_argument, 0, 0},
         {"retries", required_argument, 0, 0},      {"aggregate", required_argument, 0, 0},
         {"max-samples", required_argument, 0, 0},  {"epochs", required_argument, 0, 0},

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netdb.h>
 
 #include <sodium.h>
 #include <uv.h>
@@ -50,6 +51,7 @@ typedef struct session {
     sfl_chan chan;
     char addr[64];
     char id[16];
+    char name[33];          /* the client's name from its Hello, fit for a log line */
     uint64_t model_version; /* version of the model this client holds; UINT64_MAX = none */
     /* round participation */
     int in_cohort;
@@ -472,11 +474,21 @@ static void send_task(session *s, server *srv)
         session_close(s, 0);
 }
 
+/* Ready clients a round needs before it opens: --start-clients for the
+ * first round, --min-clients after it (a client lost for good must not stop
+ * a run that can go on without it). */
+static uint32_t clients_needed(const server *srv)
+{
+    const sfl_server_config *cfg = srv->cfg;
+    return srv->round == 1 && cfg->start_clients ? cfg->start_clients
+                                                                      : cfg->min_clients;
+}
+
 static void on_wait_timeout(uv_timer_t *t)
 {
     server *srv = t->data;
     server_fail(srv, "only %u of the %u clients needed connected within %g s", count_ready(srv),
-                srv->cfg->min_clients, srv->cfg->wait_timeout);
+                clients_needed(srv), srv->cfg->wait_timeout);
 }
 
 static void on_deadline(uv_timer_t *t);
@@ -560,7 +572,7 @@ static void round_maybe_start(server *srv)
 {
     if (srv->stopping || srv->state != ROUND_WAITING)
         return;
-    if (count_ready(srv) >= srv->cfg->min_clients) {
+    if (count_ready(srv) >= clients_needed(srv)) {
         if (srv->round_t0 == 0)
             srv->round_t0 = sfl_now();
         round_open(srv);
@@ -983,9 +995,21 @@ static void handle_resync(session *s, const Seedfl__Resync *r)
     }
 }
 
+/* A peer's text for a log line: printable ASCII but quotes and
+ * backslashes, at most cap - 1 bytes, so that it cannot forge a line or a
+ * field. */
+static void log_text(char *out, size_t cap, const char *in)
+{
+    size_t n = 0;
+    for (; in && *in && n + 1 < cap; in++)
+        out[n++] = (*in >= 0x20 && *in < 0x7f && *in != '"' && *in != '\\') ? *in : '?';
+    out[n] = 0;
+}
+
 static void handle_hello(session *s, const Seedfl__Hello *h)
 {
     server *srv = s->srv;
+    log_text(s->name, sizeof s->name, h->client_name);
     if (h->protocol_version != SFL_PROTOCOL_VERSION) {
         char msg[96];
         snprintf(msg, sizeof msg, "protocol version %u not supported (server speaks %d)",
@@ -1010,6 +1034,7 @@ static void handle_hello(session *s, const Seedfl__Hello *h)
         return;
     }
     s->state = SESS_JOINING;
+    sfl_info("hello", "peer=%s name=\"%s\" version=%u", s->id, s->name, h->protocol_version);
 }
 
 /* The client has its data: it counts towards min-clients from now on (a
@@ -1018,8 +1043,8 @@ static void handle_ready(session *s, const Seedfl__Ready *r)
 {
     server *srv = s->srv;
     s->state = SESS_READY;
-    sfl_info("client_ready", "peer=%s addr=%s samples=%" PRIu64 " clients=%u", s->id, s->addr,
-             r->num_samples, count_ready(srv));
+    sfl_info("client_ready", "peer=%s name=\"%s\" addr=%s samples=%" PRIu64 " clients=%u", s->id,
+             s->name, s->addr, r->num_samples, count_ready(srv));
     round_maybe_start(srv);
 }
 
@@ -1060,10 +1085,12 @@ static void handle_envelope(session *s, const Seedfl__Envelope *env)
         break;
     case SEEDFL__ENVELOPE__MSG_HEARTBEAT:
         break;
-    case SEEDFL__ENVELOPE__MSG_ERROR:
-        sfl_info("peer_error", "peer=%s message=\"%.80s\"", s->id,
-                 env->error->message ? env->error->message : "");
+    case SEEDFL__ENVELOPE__MSG_ERROR: {
+        char msg[81];
+        log_text(msg, sizeof msg, env->error->message);
+        sfl_info("peer_error", "peer=%s message=\"%s\"", s->id, msg);
         break;
+    }
     default:
         session_abort(s, SEEDFL__ERROR__CODE__MALFORMED, "unexpected message type");
         break;
@@ -1274,6 +1301,13 @@ static void on_connection(uv_stream_t *listener, int status)
                      srv->cfg->max_unauth, srv->refused_unauth);
     }
     if (arc < 0 || srv->stopping || srv->n_unauth > srv->cfg->max_unauth) {
+        if (arc == 0 && !srv->stopping) {
+            /* "busy, try again later" (frame.h); a fresh socket's send
+             * buffer takes it at once, or it is not sent at all */
+            static const char busy[SFL_FRAME_BUSY_LEN];
+            uv_buf_t b = uv_buf_init((char *)busy, sizeof busy);
+            uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+        }
         srv->n_unauth--;
         s->unauth = 0;
         s->closing = 1;
@@ -1367,6 +1401,40 @@ static void on_signal(uv_signal_t *h, int signum)
 
 /* ---------- setup ---------- */
 
+/* The files the server writes replace what is at their path, so a slip
+ * such as --metrics-out server.key must not destroy a key, an allow-list or
+ * a data file: an existing file is replaced only when it is empty or looks
+ * like one this server wrote (its first bytes start with prefix, or are all
+ * digits and white space when prefix is NULL). */
+static int check_replaceable(const char *opt, const char *path, const char *prefix, char *err,
+                             size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0; /* absent (or unreadable: opening it for writing will say) */
+    char head[64];
+    size_t n = fread(head, 1, sizeof head, f);
+    fclose(f);
+    int ours = n == 0;
+    if (!ours && prefix) {
+        size_t pl = strlen(prefix);
+        ours = n >= pl && !memcmp(head, prefix, pl);
+    } else if (!ours) {
+        ours = 1;
+        for (size_t i = 0; i < n; i++)
+            if (!strchr("0123456789 \t\r\n", head[i]))
+                ours = 0;
+    }
+    if (!ours) {
+        snprintf(err, errlen, "%s %s: the file exists and is not one seedfl-server wrote; "
+                 "refusing to replace it", opt, path);
+        return SFL_EINVAL;
+    }
+    return 0;
+}
+
+#define METRICS_HEADER "round,mode,clients,test_accuracy,test_loss,bytes_up,bytes_down,seconds\n"
+
 static int write_port_file(const char *path, int port, char *err, size_t errlen)
 {
     char tmp[1100];
@@ -1378,39 +1446,92 @@ static int write_port_file(const char *path, int port, char *err, size_t errlen)
     }
     fprintf(f, "%d\n", port);
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        snprintf(err, errlen, "--port-file %s: %s", path, strerror(errno));
+        unlink(tmp);
         return SFL_EIO;
     }
     return 0;
 }
 
-static int listen_on(server *srv, char *err, size_t errlen)
+/* Bind and listen; a host name is resolved (the first address that binds
+ * wins). The port actually bound goes to *port. */
+static int listen_on(server *srv, int *port, char *err, size_t errlen)
 {
     const sfl_server_config *cfg = srv->cfg;
-    struct sockaddr_storage ss;
-    int rc;
-    if (uv_ip4_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in *)&ss) != 0 &&
-        uv_ip6_addr(cfg->listen_host, cfg->listen_port, (struct sockaddr_in6 *)&ss) != 0) {
-        snprintf(err, errlen, "--listen: '%s' is not an IPv4 or IPv6 address", cfg->listen_host);
-        return SFL_EINVAL;
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    char service[16];
+    snprintf(service, sizeof service, "%d", cfg->listen_port);
+    int grc = getaddrinfo(cfg->listen_host, service, &hints, &res);
+    if (grc != 0) {
+        snprintf(err, errlen, "--listen %s: %s", cfg->listen_host, gai_strerror(grc));
+        return SFL_EIO;
     }
-    if ((rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0)) < 0 ||
-        (rc = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection)) < 0) {
+    int rc = UV_EADDRNOTAVAIL;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        if ((rc = uv_tcp_bind(&srv->listener, ai->ai_addr, 0)) == 0 &&
+            (rc = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection)) == 0)
+            break;
+    }
+    freeaddrinfo(res);
+    if (rc < 0) {
         snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
                  uv_strerror(rc));
         return SFL_EIO;
     }
+    struct sockaddr_storage ss;
     int len = sizeof ss;
     uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
-    int port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
-                                             : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    *port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                          : ((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
+}
+
+/* Only once everything else worked: a failed start leaves an old file alone. */
+static int open_metrics(server *srv, char *err, size_t errlen)
+{
+    const char *path = srv->cfg->metrics_path;
+    if (!path[0])
+        return 0;
+    srv->metrics = fopen(path, "w");
+    if (!srv->metrics) {
+        snprintf(err, errlen, "--metrics-out %s: %s", path, strerror(errno));
+        return SFL_EIO;
+    }
+    fputs(METRICS_HEADER, srv->metrics);
+    fflush(srv->metrics);
+    return 0;
+}
+
+/* Bind, then the files, then say so: nothing announces a server that is
+ * about to fail. */
+static int start_serving(server *srv, char *err, size_t errlen)
+{
+    const sfl_server_config *cfg = srv->cfg;
+    int port = 0, rc;
+    if ((cfg->metrics_path[0] &&
+         (rc = check_replaceable("--metrics-out", cfg->metrics_path, "round,mode,", err,
+                                 errlen)) < 0) ||
+        (cfg->port_file[0] &&
+         (rc = check_replaceable("--port-file", cfg->port_file, NULL, err, errlen)) < 0))
+        return rc;
+    if ((rc = listen_on(srv, &port, err, errlen)) < 0)
+        return rc;
+    if (cfg->port_file[0] && (rc = write_port_file(cfg->port_file, port, err, errlen)) < 0)
+        return rc;
+    if ((rc = open_metrics(srv, err, errlen)) < 0) {
+        if (cfg->port_file[0])
+            unlink(cfg->port_file);
+        return rc;
+    }
     int v6 = strchr(cfg->listen_host, ':') != NULL;
-    printf("seedfl-server listening on %s%s%s:%d\n", v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "",
-           port);
+    printf("seedfl-server listening on %s%s%s:%d\n", v6 ? "[" : "", cfg->listen_host,
+           v6 ? "]" : "", port);
     fflush(stdout);
     sfl_info("listening", "addr=%s%s%s:%d", v6 ? "[" : "", cfg->listen_host, v6 ? "]" : "", port);
-    if (cfg->port_file[0])
-        return write_port_file(cfg->port_file, port, err, errlen);
     return 0;
 }
 
@@ -1434,9 +1555,11 @@ static int load_all(server *srv, char *err, size_t errlen)
         }
         if ((rc = sfl_allowlist_load(cfg->allow_path, &srv->allow, err, errlen)) < 0)
             return rc;
-        if (srv->allow.n == 0)
-            sfl_warn("allowlist_empty", "path=%s reason=\"no keys: every client will be refused\"",
-                     cfg->allow_path);
+        if (srv->allow.n == 0) {
+            snprintf(err, errlen, "--allow %s: no keys, so every client would be refused (add "
+                     "client public keys, one per line)", cfg->allow_path);
+            return SFL_EINVAL;
+        }
     }
     if (cfg->quorum >= 1 && cfg->quorum > cfg->min_clients)
         sfl_warn("quorum_high", "quorum=%.0f min_clients=%u reason=\"a round opened with fewer "
@@ -1498,22 +1621,6 @@ static int load_all(server *srv, char *err, size_t errlen)
     return 0;
 }
 
-/* Only once everything else worked: a failed start leaves an old file alone. */
-static int open_metrics(server *srv, char *err, size_t errlen)
-{
-    const char *path = srv->cfg->metrics_path;
-    if (!path[0])
-        return 0;
-    srv->metrics = fopen(path, "w");
-    if (!srv->metrics) {
-        snprintf(err, errlen, "--metrics-out %s: %s", path, strerror(errno));
-        return SFL_EIO;
-    }
-    fprintf(srv->metrics, "round,mode,clients,test_accuracy,test_loss,bytes_up,bytes_down,seconds\n");
-    fflush(srv->metrics);
-    return 0;
-}
-
 int sfl_server_run(const sfl_server_config *cfg, char *err, size_t errlen)
 {
     server srv_storage;
@@ -1546,9 +1653,7 @@ int sfl_server_run(const sfl_server_config *cfg, char *err, size_t errlen)
 
     rc = load_all(srv, err, errlen);
     if (rc == 0)
-        rc = listen_on(srv, err, errlen);
-    if (rc == 0)
-        rc = open_metrics(srv, err, errlen);
+        rc = start_serving(srv, err, errlen);
     if (rc < 0) {
         if (!err[0])
             snprintf(err, errlen, "%s", sfl_strerror(rc));

@@ -20,7 +20,8 @@ typedef struct {
     char metrics_path[1024];
     char mode[16];                /* "dense" or "zo" */
     uint32_t rounds;
-    uint32_t min_clients;
+    uint32_t min_clients;         /* ready clients needed before a round opens */
+    uint32_t start_clients;       /* the same for round 1 (0 = min_clients) */
     double quorum;                /* >= 1: a count; in (0, 1): a fraction of the cohort */
     uint32_t retries;             /* extra attempts of a round that missed its quorum */
     double wait_timeout;          /* seconds to wait for min_clients */

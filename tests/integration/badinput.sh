@@ -78,11 +78,23 @@ expect 1 "not a regular file" "$S" --key "$T/server.key" --allow "$T"
 expect 1 "more shards than the 100 training examples" "$C" "${CA[@]}" --shard 0 --of 101 \
     --limit 100
 # a server that cannot start leaves an existing metrics file alone
-echo "precious" >"$T/keep.csv"
+printf 'round,mode,clients\n1,precious\n' >"$T/keep.csv"
 start_server --model logreg --rounds 1 --min-clients 1 --eval-limit 100 --wait-timeout 30
 expect 1 "cannot listen" "$S" --key "$T/server.key" --open-enrolment --listen "127.0.0.1:$PORT" \
-    --model logreg --eval-limit 100 --metrics-out "$T/keep.csv"
-[ "$(cat "$T/keep.csv")" = precious ] || fail "a failed start truncated the metrics file"
+    --model logreg --eval-limit 100 --metrics-out "$T/keep.csv" --port-file "$T/port2"
+grep -q precious "$T/keep.csv" || fail "a failed start truncated the metrics file"
+[ ! -e "$T/port2" ] || fail "a failed start left a port file"
+# the output files never replace a file the server did not write
+cp "$T/server.key" "$T/precious.key"
+expect 1 "not one seedfl-server wrote" "$S" --key "$T/server.key" --open-enrolment \
+    --listen 127.0.0.1:0 --model logreg --eval-limit 100 --metrics-out "$T/precious.key"
+expect 1 "not one seedfl-server wrote" "$S" --key "$T/server.key" --open-enrolment \
+    --listen 127.0.0.1:0 --model logreg --eval-limit 100 --port-file "$T/allow"
+cmp -s "$T/server.key" "$T/precious.key" || fail "--metrics-out replaced a key file"
+grep -q "seedfl-server listening" "$T/out" && fail "a server that failed said it was listening"
+# an allow-list with no keys can never admit anyone
+printf '# nobody yet\n' >"$T/empty-allow"
+expect 1 "no keys" "$S" --key "$T/server.key" --allow "$T/empty-allow"
 kill "$SPID"
 wait_exit "$SPID" 10 || fail "server did not stop on SIGTERM"
 

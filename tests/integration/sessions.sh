@@ -42,6 +42,23 @@ cycled=$(sed -n 's/.*server closed \([0-9]*\),.*/\1/p' "$T/flood2.out")
 [ "${cycled:-0}" -gt 300 ] || fail "the server did not close the held sockets: $(cat "$T/flood2.out")"
 cat "$T/flood2.out"
 
+# 1b. a server at its --max-unauth says it is busy: a real client waits and
+#     retries (even its first connection) instead of giving up, and gets in
+#     once the held sockets go
+start_server "${small[@]}" --rounds 1 --min-clients 1 --max-unauth 20 --handshake-timeout 60
+"$BIN/tests/testpeer" "127.0.0.1:$PORT" "$T/server.key.pub" "$T/c3.key" hold:40:300 \
+    >"$T/hold.out" 2>&1 &
+HP=$!
+PIDS+=($HP)
+for ((i = 0; i < 100; i++)); do grep -q "connection_refused" "$T/server.log" && break; sleep 0.1; done
+start_client 0 1 --limit 500 --reconnect-for 60; A=$CPID
+for ((i = 0; i < 300; i++)); do grep -q "event=server_busy" "$T/c0.log" && break; sleep 0.1; done
+grep -q "event=server_busy" "$T/c0.log" || fail "the client was not told the server is busy"
+kill -TERM "$HP"
+wait_exit "$HP" 10 || fail "holding peer"
+wait_exit "$A" 60 || fail "client after a busy server: exit $?"
+wait_exit "$SPID" 30 || fail "server: exit $?"
+
 # 2. heartbeats: clients training for longer than the silence limit
 #    (0.1 s x 2) are kept; a ready peer that says nothing is dropped
 start_server --model mlp:784-256-10 --eval-limit 500 --rounds 2 --min-clients 2 --quorum 2 \

@@ -220,11 +220,12 @@ static void on_flood_stop(int sig)
     flood_stop = 1;
 }
 
-/* n sockets that never handshake, every other one sending junk. With keep,
- * a socket the server closes is opened again until limit_s has passed or
- * SIGTERM comes, so that n are held all along; otherwise the run ends once
- * the server has closed them all (or at limit_s). */
-static int flood(int n, double limit_s, int keep)
+/* n sockets that never handshake, every other one sending junk unless
+ * quiet. With keep, a socket the server closes is opened again until
+ * limit_s has passed or SIGTERM comes, so that n are held all along;
+ * otherwise the run ends once the server has closed them all (or at
+ * limit_s). */
+static int flood(int n, double limit_s, int keep, int quiet)
 {
     signal(SIGTERM, on_flood_stop);
     int *fd = calloc((size_t)n, sizeof *fd);
@@ -273,7 +274,7 @@ static int flood(int n, double limit_s, int keep)
                 last = now_s();
             }
         }
-        for (int i = 1; i < n; i += 2) {
+        for (int i = 1; i < n && !quiet; i += 2) {
             if (fd[i] < 0)
                 continue;
             uint8_t junk[64];
@@ -555,15 +556,16 @@ int main(int argc, char **argv)
     snprintf(peer_host, sizeof peer_host, "%s", host);
     peer_port = port;
     if (!strncmp(argv[4], "flood:", 6))
-        return flood(atoi(argv[4] + 6), 20.0, 0);
-    /* flood-keep:N:SECONDS */
-    if (!strncmp(argv[4], "flood-keep:", 11)) {
+        return flood(atoi(argv[4] + 6), 20.0, 0, 0);
+    /* flood-keep:N:SECONDS (with junk), hold:N:SECONDS (idle sockets only) */
+    int hold = !strncmp(argv[4], "hold:", 5);
+    if (hold || !strncmp(argv[4], "flood-keep:", 11)) {
         char *end = NULL;
-        long n = strtol(argv[4] + 11, &end, 10);
+        long n = strtol(argv[4] + (hold ? 5 : 11), &end, 10);
         double secs = end && *end == ':' ? strtod(end + 1, NULL) : 0;
         if (n <= 0 || secs <= 0)
-            return die("flood-keep:N:SECONDS");
-        return flood((int)n, secs, 1);
+            return die("flood-keep:N:SECONDS or hold:N:SECONDS");
+        return flood((int)n, secs, 1, hold);
     }
     if (sfl_conn_init(&conn) < 0 || sfl_conn_connect(&conn, host, port) < 0)
         return die("connect");
