@@ -16,6 +16,9 @@
 #   --rounds R       rounds for the clients (default 3)
 #   --settle SEC     wait after the last session is established before the RSS is
 #                    read (default 3)
+#   --rate-runs R    then R more runs of seedfl-load (3000 sessions each, opened
+#                    and closed while the N are held) for the handshake rate; the
+#                    median of all runs is compared with the bound (default 3)
 #   --keep           keep the working folder (keys, logs) and print its path
 #   after --: passed to `seedfl-load run` (e.g. --concurrency 512 --rate 500)
 set -u
@@ -28,6 +31,8 @@ rounds=3
 settle=3
 keep=0
 open_enrol=0
+rate_runs=3
+rate_n=3000
 load_args=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -37,12 +42,13 @@ while [ $# -gt 0 ]; do
     --settle) settle=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     --open-enrolment) open_enrol=1; shift ;;
+    --rate-runs) rate_runs=$2; shift 2 ;;
     --) shift; load_args=("$@"); break ;;
     -h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "sessions: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
-case "$sessions$rounds" in *[!0-9]*) echo "sessions: --sessions and --rounds take whole numbers" >&2; exit 2 ;; esac
+case "$sessions$rounds$rate_runs" in *[!0-9]*) echo "sessions: --sessions, --rounds and --rate-runs take whole numbers" >&2; exit 2 ;; esac
 
 sfl_install_deps || { echo "sessions: could not install the packages seedfl needs" >&2; exit 1; }
 sfl_build build || { echo "sessions: build failed" >&2; exit 1; }
@@ -60,6 +66,7 @@ else
         echo "          root) to measure N = $sessions. Running $((hard - 100)) sessions instead."
         sessions=$((hard - 100))
     fi
+    [ $((sessions + rate_n + 100)) -le "$hard" ] || rate_runs=0
 fi
 echo "sessions: open-file limit $(ulimit -n) (hard $hard)"
 
@@ -80,6 +87,10 @@ alive() { kill -0 "$1" 2>/dev/null; }
 build/seedfl-keygen "$work/server.key" >/dev/null || exit 1
 build/seedfl-load keys --count "$sessions" --out "$work/load" >/dev/null || exit 1
 cp "$work/load/allow" "$work/allow"
+for ((r = 1; r <= rate_runs; r++)); do
+    build/seedfl-load keys --count "$rate_n" --out "$work/rate$r" >/dev/null || exit 1
+    cat "$work/rate$r/allow" >>"$work/allow"
+done
 min_clients=1
 if [ "$clients" = 1 ]; then
     min_clients=2
@@ -147,6 +158,19 @@ if [ "$server_up" = 1 ]; then
     cpu1=$(cpu_ticks "$server")
 fi
 
+# more handshake-rate runs while the sessions are held: each opens and
+# closes rate_n sessions of its own keys
+rates=()
+bound=""
+if [ "$server_up" = 1 ]; then
+    for ((r = 1; r <= rate_runs; r++)); do
+        build/seedfl-load run --server "127.0.0.1:$port" --server-key "$work/server.key.pub" \
+            --keys "$work/rate$r" --hold 0 --heartbeat 0 "${load_args[@]}" \
+            >"$work/rate$r.out" 2>"$work/rate$r.err"
+        rates+=("$(sed -n 's/^achieved \/ bound: \([0-9]*\) \/ \([0-9]*\) = \([0-9.]*\).*/\1:\2:\3/p' "$work/rate$r.out")")
+    done
+fi
+
 rounds_done=""
 if [ "$clients" = 1 ] && [ "$server_up" = 1 ]; then
     echo "sessions: sessions held; 2 clients train $rounds rounds"
@@ -174,6 +198,24 @@ alive "$server" || server_after=0
 echo
 cat "$work/load.out"
 echo
+if [ ${#rates[@]} -gt 0 ]; then
+    # each run's rate over the bound it measured itself just before connecting
+    main=$(sed -n 's/^achieved \/ bound: \([0-9]*\) \/ \([0-9]*\) = \([0-9.]*\).*/\1:\2:\3/p' "$work/load.out")
+    echo "== handshake rate over runs (rate / one-core X25519 bound of that run = ratio)"
+    printf '%s\n' "$main" "${rates[@]}" | awk -F: -v n="$sessions" -v m="$rate_n" '
+        NF == 3 {
+            printf "run %d: %d / %d = %.2f (%s sessions%s)\n", NR, $1, $2, $3,
+                NR == 1 ? n : m, NR == 1 ? "" : ", the first run'"'"'s held meanwhile"
+            r[NR] = $3; k = NR
+        }
+        END {
+            if (!k) { print "no run reported a rate"; exit }
+            for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+            med = k % 2 ? r[(k + 1) / 2] : (r[k / 2] + r[k / 2 + 1]) / 2
+            printf "median of %d runs: %.2f of the bound (goal >= 0.60: %s)\n", k, med, (med >= 0.6 ? "met" : "NOT met")
+        }'
+    echo
+fi
 echo "== server"
 if [ "$server_up" = 0 ]; then
     echo "the server exited during the connect phase; its last lines:"
