@@ -184,15 +184,14 @@ fail:
     return rc;
 }
 
-int sfl_chan_server_reply(sfl_chan *c, uint8_t *out, size_t *out_len)
+int sfl_chan_server_write(sfl_chan *c, uint8_t *out, size_t *out_len)
 {
     int rc;
     size_t n = 0;
     uint8_t *buf = NULL;
-    if (c->state != SFL_CHAN_HANDSHAKE || !c->hs || c->initiator) {
-        rc = SFL_EPROTO;
-        goto fail;
-    }
+    /* out of turn: refused, the channel untouched */
+    if (c->state != SFL_CHAN_HANDSHAKE || !c->hs || c->initiator || c->hs->step != 1)
+        return SFL_EPROTO;
     buf = malloc(SFL_NOISE_MAX);
     if (!buf) {
         rc = SFL_ENOMEM;
@@ -207,16 +206,31 @@ int sfl_chan_server_reply(sfl_chan *c, uint8_t *out, size_t *out_len)
     memcpy(out + SFL_FRAME_HDR, buf, n);
     *out_len = SFL_FRAME_HDR + n;
     free(buf);
-    buf = NULL;
-    rc = open_keys(c);
-    if (rc < 0)
-        goto fail;
     return 0;
 fail:
     free(buf);
     drop_hs(c);
     c->state = SFL_CHAN_FAILED;
     return rc;
+}
+
+int sfl_chan_server_open(sfl_chan *c)
+{
+    /* message 2 written (step 2), or refused as out of turn */
+    if (c->state != SFL_CHAN_HANDSHAKE || !c->hs || c->initiator || c->hs->step != 2)
+        return SFL_EPROTO;
+    int rc = open_keys(c);
+    if (rc < 0) {
+        drop_hs(c);
+        c->state = SFL_CHAN_FAILED;
+    }
+    return rc;
+}
+
+int sfl_chan_server_reply(sfl_chan *c, uint8_t *out, size_t *out_len)
+{
+    int rc = sfl_chan_server_write(c, out, out_len);
+    return rc < 0 ? rc : sfl_chan_server_open(c);
 }
 
 int sfl_chan_seal(sfl_chan *c, const Seedfl__Envelope *env, uint8_t **out, size_t *out_len)

@@ -57,6 +57,14 @@ int sfl_chan_server_read(sfl_chan *c, const sfl_keypair *s, const uint8_t *e_pri
 /* Responder: build message 2 (with frame header) into out
  * (SFL_FRAME_HDR + SFL_HS2_LEN bytes) and open the channel. */
 int sfl_chan_server_reply(sfl_chan *c, uint8_t *out, size_t *out_len);
+/* The same in two steps, so that the X25519 work can run on another
+ * thread: sfl_chan_server_write builds message 2 (it allocates no secure
+ * memory and touches nothing but c's handshake state), then
+ * sfl_chan_server_open opens the channel (a secure slot: the secmem.h
+ * thread). A call out of turn is SFL_EPROTO and changes nothing; any other
+ * failure leaves the channel failed. */
+int sfl_chan_server_write(sfl_chan *c, uint8_t *out, size_t *out_len);
+int sfl_chan_server_open(sfl_chan *c);
 
 /* Pack, encrypt and frame an envelope; *out is malloc'd (caller frees).
  * SFL_ETOOBIG when the envelope does not fit in one frame. */

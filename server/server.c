@@ -68,6 +68,8 @@ typedef struct session {
     double last_rx, last_tx;/* last frame received / bytes queued */
     double over_hwm_since;  /* when the write queue passed the mark; 0 = below */
     double linger_until;    /* closing: reading and dropping input until then */
+    int hs_job;             /* a handshake job (hs_work) holds the channel */
+    int orphan;             /* closed while that job ran: the job frees the session */
 } session;
 
 typedef struct {
@@ -289,6 +291,10 @@ static void on_session_closed(uv_handle_t *h)
     if (s->next)
         s->next->prev = s->prev;
     srv->nsessions--;
+    if (s->hs_job) {
+        s->orphan = 1;
+        return;
+    }
     sfl_chan_free(&s->chan);
     free(s->upd);
     free(s);
@@ -1108,48 +1114,118 @@ static int seen_frame(const session *s, const uint8_t h[16])
     return 0;
 }
 
-static void handle_handshake(session *s, const uint8_t *frame, size_t len)
+/* The handshake's X25519 work (2 DH to read message 1, a key and 2 DH to
+ * answer it) runs on the libuv work queue, so that a burst of handshakes
+ * uses every core and never stalls the rounds of clients already in; the
+ * loop thread keeps the decisions (allow-list, timestamps, replacing an
+ * older session) and the secure memory. While a job runs the session reads
+ * nothing and its channel belongs to the job; a session closed meanwhile is
+ * freed when the job comes back. */
+typedef struct {
+    uv_work_t req;
+    session *s;
+    int phase;              /* 1: read message 1; 2: write message 2 */
+    int rc;
+    int listed;             /* phase 1: the key is on the allow-list (or enrolment is open) */
+    uint8_t msg[SFL_HS1_LEN];
+    uint8_t out[SFL_FRAME_HDR + SFL_HS2_LEN];
+    size_t out_len;
+} hs_job;
+
+static void hs_work(uv_work_t *req);
+static void hs_done(uv_work_t *req, int status);
+
+static int hs_queue(hs_job *j, int phase)
+{
+    session *s = j->s;
+    j->phase = phase;
+    j->req.data = j;
+    if (uv_queue_work(s->srv->loop, &j->req, hs_work, hs_done) < 0)
+        return -1;
+    s->hs_job = 1;
+    return 0;
+}
+
+/* Worker thread: touches only the job, the session's channel and what the
+ * server never changes after start (its key pair, the allow-list). */
+static void hs_work(uv_work_t *req)
+{
+    hs_job *j = req->data;
+    session *s = j->s;
+    server *srv = s->srv;
+    if (j->phase == 1) {
+        j->rc = sfl_chan_server_read(&s->chan, srv->s_key, NULL, j->msg, sizeof j->msg);
+        j->listed = j->rc == 0 && (srv->cfg->open_enrolment ||
+                                   sfl_allowlist_contains(&srv->allow, s->chan.peer));
+    } else {
+        j->rc = sfl_chan_server_write(&s->chan, j->out, &j->out_len);
+    }
+}
+
+static void hs_refuse(session *s, hs_job *j, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void hs_refuse(session *s, hs_job *j, const char *event, const char *fmt, ...)
+{
+    char why[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    sfl_warn(event, "addr=%s%s%s reason=\"%s\"", s->addr, s->id[0] ? " peer=" : "", s->id, why);
+    free(j);
+    session_close(s, 0);
+}
+
+/* Message 1 is in: the checks that need the loop's state. */
+static void hs_checked(session *s, hs_job *j)
 {
     server *srv = s->srv;
-    int rc = sfl_chan_server_read(&s->chan, srv->s_key, NULL, frame, len);
-    if (rc < 0) {
-        const char *why = rc == SFL_EFORMAT
-                              ? "handshake message of the wrong size"
-                              : "handshake message 1 did not authenticate (tampered, or the "
-                                "client pinned another server key)";
-        sfl_warn("handshake_failed", "addr=%s reason=\"%s\"", s->addr, why);
-        session_close(s, 0);
+    if (j->rc < 0) {
+        hs_refuse(s, j, "handshake_failed", "%s", j->rc == SFL_EFORMAT
+                  ? "handshake message of the wrong size"
+                  : "handshake message 1 did not authenticate (tampered, or the client pinned "
+                    "another server key)");
         return;
     }
     sfl_key_id(s->chan.peer, s->id);
-    if (!srv->cfg->open_enrolment && !sfl_allowlist_contains(&srv->allow, s->chan.peer)) {
-        sfl_warn("handshake_refused", "addr=%s peer=%s reason=\"client key not on the allow-list\"",
-                 s->addr, s->id);
-        session_close(s, 0);
+    if (!j->listed) {
+        hs_refuse(s, j, "handshake_refused", "client key not on the allow-list");
         return;
     }
     sfl_ident *e = sfl_ident_get(&srv->ident, s->chan.peer);
     if (!e) {
-        sfl_warn("handshake_refused", "addr=%s peer=%s reason=\"identity table full\"", s->addr,
-                 s->id);
-        session_close(s, 0);
+        hs_refuse(s, j, "handshake_refused", "identity table full");
         return;
     }
     if (!sfl_ident_fresh(e, s->chan.hs_ts)) {
-        sfl_warn("handshake_refused", "addr=%s peer=%s reason=\"handshake timestamp not newer "
-                 "than the last accepted for this key (a replayed first message)\"", s->addr, s->id);
-        session_close(s, 0);
+        hs_refuse(s, j, "handshake_refused", "handshake timestamp not newer than the last "
+                  "accepted for this key (a replayed first message)");
         return;
     }
-    uint8_t out[SFL_FRAME_HDR + SFL_HS2_LEN];
-    size_t n = 0;
-    rc = sfl_chan_server_reply(&s->chan, out, &n);
+    if (hs_queue(j, 2) < 0)
+        hs_refuse(s, j, "handshake_failed", "cannot queue the handshake reply");
+}
+
+/* Message 2 is made: open the channel, send it, and make this session the
+ * key's only one. */
+static void hs_answered(session *s, hs_job *j)
+{
+    server *srv = s->srv;
+    int rc = j->rc;
+    if (rc == 0)
+        rc = sfl_chan_server_open(&s->chan);
     if (rc < 0) {
-        sfl_warn("handshake_failed", "addr=%s reason=\"%s\"", s->addr, sfl_strerror(rc));
-        session_close(s, 0);
+        hs_refuse(s, j, "handshake_failed", "%s", sfl_strerror(rc));
         return;
     }
-    /* authenticated: this session is now the key's only one */
+    /* looked up again: the table may have grown while the job ran */
+    sfl_ident *e = sfl_ident_get(&srv->ident, s->chan.peer);
+    if (!e || !sfl_ident_fresh(e, s->chan.hs_ts)) {
+        /* another session of this key got in first with a newer timestamp */
+        hs_refuse(s, j, "handshake_refused", "%s", e ? "a newer handshake of this key won"
+                                                     : "identity table full");
+        return;
+    }
     memcpy(e->ts, s->chan.hs_ts, SFL_IDENT_TS_LEN);
     session *old = e->session;
     e->session = s;
@@ -1163,15 +1239,68 @@ static void handle_handshake(session *s, const uint8_t *frame, size_t len)
                            "a newer session of this key took over");
         session_close(old, CLOSE_LINGER);
     }
+    size_t n = j->out_len;
     uint8_t *copy = malloc(n);
     if (!copy) {
+        free(j);
         session_close(s, 0);
         return;
     }
-    memcpy(copy, out, n);
+    memcpy(copy, j->out, n);
+    free(j);
     session_send_raw(s, copy, n);
     s->state = SESS_HELLO;
+    session_read_start(s);
     sfl_info("handshake_done", "addr=%s peer=%s", s->addr, s->id);
+}
+
+static void hs_done(uv_work_t *req, int status)
+{
+    hs_job *j = req->data;
+    session *s = j->s;
+    s->hs_job = 0;
+    if (s->orphan) {
+        /* closed while the job ran: on_session_closed left the freeing to us */
+        free(j);
+        sfl_chan_free(&s->chan);
+        free(s->upd);
+        free(s);
+        return;
+    }
+    if (status < 0 || s->closing) {
+        free(j);
+        session_close(s, 0);
+        return;
+    }
+    if (j->phase == 1)
+        hs_checked(s, j);
+    else
+        hs_answered(s, j);
+}
+
+/* Message 1 arrived (a frame of the right size or not): off to the work
+ * queue, reading paused until the job is back. */
+static void handle_handshake(session *s, const uint8_t *frame, size_t len)
+{
+    if (len != SFL_HS1_LEN) {
+        sfl_warn("handshake_failed", "addr=%s reason=\"handshake message of the wrong size\"",
+                 s->addr);
+        session_close(s, 0);
+        return;
+    }
+    hs_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        session_close(s, 0);
+        return;
+    }
+    j->s = s;
+    memcpy(j->msg, frame, len);
+    uv_read_stop((uv_stream_t *)&s->tcp);
+    s->reading = 0;
+    if (hs_queue(j, 1) < 0) {
+        free(j);
+        session_close(s, 0);
+    }
 }
 
 static void handle_frame(session *s, uint8_t *frame, size_t len)
@@ -1255,6 +1384,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         if (rc == 0)
             break;
         handle_frame(s, (uint8_t *)frame, flen);
+        if (s->hs_job && left > 0 && !s->closing) {
+            /* a client waits for message 2 before it says anything else */
+            sfl_warn("handshake_failed", "addr=%s reason=\"data after handshake message 1\"",
+                     s->addr);
+            session_close(s, 0);
+        }
     }
     if (!s->closing)
         sfl_frame_reader_trim(&s->chan.rd);
@@ -1262,6 +1397,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 static void session_read_start(session *s)
 {
+    if (s->hs_job)
+        return; /* the job resumes reading when it is done */
     if (!s->reading && (!s->closing || s->linger_until > 0) &&
         uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) == 0)
         s->reading = 1;
@@ -1596,9 +1733,10 @@ static int load_all(server *srv, char *err, size_t errlen)
         return SFL_EINVAL;
     }
     int classes = srv->model.sizes[srv->model.nlayers];
-    if (classes < srv->test.classes) {
-        snprintf(err, errlen, "model %s has %d outputs but the data has %d classes",
-                 cfg->model_spec, classes, srv->test.classes);
+    if (classes != srv->test.classes) {
+        snprintf(err, errlen, "model %s has %d outputs but the data has %d classes (the last "
+                 "layer needs exactly one output per class)", cfg->model_spec, classes,
+                 srv->test.classes);
         return SFL_EINVAL;
     }
     srv->acc = malloc(srv->model.nparams * sizeof *srv->acc);

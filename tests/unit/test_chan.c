@@ -252,6 +252,52 @@ static void test_secmem(void **state)
     assert_int_equal(used, base);
 }
 
+/* The reply in two steps, as the server runs it (the X25519 part on a
+ * worker thread): each step refuses to run out of order, and the result is
+ * the same open channel as sfl_chan_server_reply gives. */
+static void test_reply_in_two_steps(void **state)
+{
+    (void)state;
+    pair p;
+    make_keys(&p);
+    sfl_chan_init(&p.cli);
+    sfl_chan_init(&p.srv);
+    uint8_t m1[SFL_FRAME_HDR + SFL_HS1_LEN], m2[SFL_FRAME_HDR + SFL_HS2_LEN];
+    size_t n1 = 0, n2 = 0;
+    assert_int_equal(sfl_chan_client_start(&p.cli, &p.ckp, p.spub, NULL, m1, &n1), 0);
+    /* nothing to answer yet */
+    sfl_chan early;
+    sfl_chan_init(&early);
+    assert_int_equal(sfl_chan_server_write(&early, m2, &n2), SFL_EPROTO);
+    assert_int_equal(early.state, SFL_CHAN_HANDSHAKE);
+    sfl_chan_free(&early);
+    assert_int_equal(sfl_chan_server_read(&p.srv, &p.skp, NULL, m1 + 4, n1 - 4), 0);
+    /* not open before message 2 is written */
+    assert_int_equal(sfl_chan_server_open(&p.srv), SFL_EPROTO);
+    assert_int_equal(p.srv.state, SFL_CHAN_HANDSHAKE);
+    assert_int_equal(sfl_chan_server_write(&p.srv, m2, &n2), 0);
+    assert_int_equal(n2, sizeof m2);
+    assert_int_equal(p.srv.state, SFL_CHAN_HANDSHAKE);
+    assert_null(p.srv.keys);
+    assert_int_equal(sfl_chan_server_open(&p.srv), 0);
+    assert_int_equal(p.srv.state, SFL_CHAN_OPEN);
+    assert_non_null(p.srv.keys);
+    /* written once, opened once */
+    assert_int_equal(sfl_chan_server_write(&p.srv, m2, &n2), SFL_EPROTO);
+    assert_int_equal(sfl_chan_server_open(&p.srv), SFL_EPROTO);
+    assert_int_equal(p.srv.state, SFL_CHAN_OPEN);
+    assert_int_equal(sfl_chan_client_finish(&p.cli, m2 + 4, n2 - 4), 0);
+    /* and the keys work both ways */
+    size_t len = 0;
+    uint8_t *f = seal_hello(&p.cli, SFL_PROTOCOL_VERSION, &len);
+    Seedfl__Envelope *env = NULL;
+    assert_int_equal(sfl_chan_open(&p.srv, f + 4, len - 4, &env), 0);
+    assert_int_equal(env->msg_case, SEEDFL__ENVELOPE__MSG_HELLO);
+    seedfl__envelope__free_unpacked(env, NULL);
+    free(f);
+    done(&p);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -261,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_tamper_replay_reorder),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_wrong_key),
+        cmocka_unit_test(test_reply_in_two_steps),
         cmocka_unit_test(test_digest),
         cmocka_unit_test(test_secmem),
     };
