@@ -1,5 +1,6 @@
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -11,7 +12,8 @@
 
 int sfl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
-    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+    /* strtoull would skip any leading white space and take a sign */
+    if (!s || !*s || *s == '-' || *s == '+' || isspace((unsigned char)*s))
         return SFL_EINVAL;
     char *end = NULL;
     errno = 0;
@@ -33,7 +35,8 @@ int sfl_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 
 int sfl_parse_double(const char *s, double min, double max, double *out)
 {
-    if (!s || !*s || *s == ' ')
+    /* strtod would skip leading white space and read hexadecimal ("0x1p-3") */
+    if (!s || !*s || isspace((unsigned char)*s) || strpbrk(s, "xX"))
         return SFL_EINVAL;
     char *end = NULL;
     errno = 0;

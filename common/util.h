@@ -5,10 +5,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Whole-string decimal parse within [min, max]; SFL_EINVAL otherwise. */
+/* Whole-string decimal parse within [min, max] (no sign, no leading white
+ * space); SFL_EINVAL otherwise. */
 int sfl_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int sfl_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out);
-/* Whole-string finite number within [min, max]. */
+/* Whole-string finite decimal number within [min, max] ("1e-3" but not
+ * hexadecimal or leading white space). */
 int sfl_parse_double(const char *s, double min, double max, double *out);
 /* "HOST:PORT" or "[V6]:PORT"; port 0..65535. */
 int sfl_parse_hostport(const char *s, char *host, size_t hostlen, int *port);

@@ -25,12 +25,17 @@ static void test_numbers(void **state)
     assert_int_equal(sfl_parse_u64("1x", 0, 100, &u), SFL_EINVAL);
     assert_int_equal(sfl_parse_u64("", 0, 100, &u), SFL_EINVAL);
     assert_int_equal(sfl_parse_u64(" 1", 0, 100, &u), SFL_EINVAL);
+    assert_int_equal(sfl_parse_u64("\t1", 0, 100, &u), SFL_EINVAL);
+    assert_int_equal(sfl_parse_u64("\n1", 0, 100, &u), SFL_EINVAL);
     assert_int_equal(sfl_parse_u32("4294967296", 0, UINT32_MAX, &v), SFL_EINVAL);
     assert_int_equal(sfl_parse_double("0.5", 0, 1, &d), 0);
     assert_true(d == 0.5);
     assert_int_equal(sfl_parse_double("nan", 0, 1, &d), SFL_EINVAL);
     assert_int_equal(sfl_parse_double("inf", 0, 1e300, &d), SFL_EINVAL);
     assert_int_equal(sfl_parse_double("2", 0, 1, &d), SFL_EINVAL);
+    assert_int_equal(sfl_parse_double("\t0.5", 0, 1, &d), SFL_EINVAL);
+    assert_int_equal(sfl_parse_double("0x1p-3", 0, 1, &d), SFL_EINVAL);
+    assert_int_equal(sfl_parse_double("0X.8", 0, 1, &d), SFL_EINVAL);
     assert_int_equal(sfl_parse_double("1e-3", 0, 1, &d), 0);
     assert_true(d == 1e-3);
 }
