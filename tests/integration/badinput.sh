@@ -86,6 +86,12 @@ expect 1 "cannot listen" "$S" --key "$T/server.key" --open-enrolment --listen "1
 kill "$SPID"
 wait_exit "$SPID" 10 || fail "server did not stop on SIGTERM"
 
+# scripts/test takes no arguments
+TEST_SCRIPT="$(dirname "$0")/../../scripts/test"
+expect 2 "takes no arguments" "$TEST_SCRIPT" --bogus
+"$TEST_SCRIPT" --help >"$T/out" 2>&1 || fail "scripts/test --help exited $?"
+grep -q "^usage: scripts/test" "$T/out" || fail "scripts/test --help said: $(cat "$T/out")"
+
 expect 2 "usage" "$K"
 "$K" "$T/k1" >/dev/null || fail "keygen"
 [ "$(stat -c %a "$T/k1")" = 600 ] || fail "secret key mode $(stat -c %a "$T/k1")"
