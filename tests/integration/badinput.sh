@@ -35,6 +35,12 @@ expect 2 "required" "$C" --server 127.0.0.1:9
 expect 2 "--shard 3 must be below" "$C" "${CA[@]}" --shard 3 --of 3
 expect 2 "--server" "$C" --server localhost --server-key x --key y --shard 0 --of 1
 expect 2 "not known" "$C" "${CA[@]}" --shard 0 --of 1 --frobnicate
+expect 2 "option '--serv' is not known \(did you mean --server or --server-key\?\)" \
+    "$C" --serv 127.0.0.1:9
+expect 2 "option '--of' needs a value" "$C" "${CA[@]}" --shard 0 --of
+expect 2 "--name: 'n{64}\.\.\.' is not a name of 1 to 64" "$C" "${CA[@]}" --shard 0 --of 1 \
+    --name "$(printf 'n%.0s' {1..5000})"
+[ "$(wc -c <"$T/err")" -lt 200 ] || fail "the --name complaint echoed the whole value"
 expect 1 "cannot connect" "$C" "${CA[@]}" --shard 0 --of 1
 cp "$T/c0.key" "$T/open.key"
 chmod 644 "$T/open.key"
@@ -93,6 +99,8 @@ expect 2 "takes no arguments" "$TEST_SCRIPT" --bogus
 grep -q "^usage: scripts/test" "$T/out" || fail "scripts/test --help said: $(cat "$T/out")"
 
 expect 2 "usage" "$K"
+expect 2 "option '--hel' is not known \(did you mean --help\?\)" "$K" --hel
+expect 2 "one PATH only" "$K" "$T/k2" "$T/k3"
 "$K" "$T/k1" >/dev/null || fail "keygen"
 [ "$(stat -c %a "$T/k1")" = 600 ] || fail "secret key mode $(stat -c %a "$T/k1")"
 expect 1 "exists" "$K" "$T/k1"
