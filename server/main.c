@@ -247,6 +247,8 @@ static int config_entry(void *user, const char *section, const char *name, const
     if (strcmp(section, "server") != 0)
         return config_problem(r, r->line, "unknown section [%s]",
                               sfl_echo(section, shown, sizeof shown));
+    if (!name[0])
+        return config_problem(r, r->line, "no option name before the '='");
     int k = -1;
     for (int i = 0; opts[i].name; i++)
         if (!strcmp(opts[i].name, name))

@@ -94,6 +94,8 @@ one_line
 printf '[server]\nround = 3\n' >"$T/abbrev.ini"
 expect 2 "abbrev.ini:2: unknown option 'round' \(did you mean rounds or round-timeout\?\)" \
     "$S" --config "$T/abbrev.ini" "${SK[@]}"
+printf '[server]\n= 3\n' >"$T/noname.ini"
+expect 2 "noname.ini:2: no option name before the '='" "$S" --config "$T/noname.ini" "${SK[@]}"
 # indented lines are options of their own, not continuations of the last value
 printf '[server]\nmode = dense\n  rounds = x\n' >"$T/indent.ini"
 expect 2 "indent.ini:3: --rounds: 'x'" "$S" --config "$T/indent.ini" "${SK[@]}"
