@@ -19,7 +19,7 @@ static const char usage[] =
     "Federated-learning client: trains on its own shard of the data and sends\n"
     "the server only its update, over Noise IK.\n"
     "\n"
-    "  --server ADDR:PORT   server address\n"
+    "  --server ADDR:PORT   server address; a host name is resolved at every connect\n"
     "  --server-key FILE    the server's public key (pinned), e.g. server.key.pub\n"
     "  --key FILE           this client's secret key (from seedfl-keygen; mode 0600)\n"
     "  --data DIR           data set folder with the train split\n"
@@ -43,12 +43,32 @@ static const char usage[] =
     "                       round R's replay, which the digest check must catch and\n"
     "                       repair by downloading the model\n"
     "  --log-level LEVEL    debug | info | warn | error (default info)\n"
-    "  --help               this text\n";
+    "  --help               this text\n"
+    "Exit status: 0 when the server ended training, 1 on a failure at run time (a file\n"
+    "that cannot be read included), 2 for a wrong option.\n";
+
+/* Exit statuses: a wrong option, a failure at run time. */
+enum { EXIT_USAGE = 2, EXIT_RUNTIME = 1 };
 
 static int bad(const char *opt, const char *val, const char *what)
 {
-    fprintf(stderr, "seedfl-client: --%s: '%s' is not %s\n", opt, val, what);
-    return 2;
+    char shown[SFL_ECHO_SIZE];
+    fprintf(stderr, "seedfl-client: --%s: '%s' is not %s\n", opt,
+            sfl_echo(val, shown, sizeof shown), what);
+    return EXIT_USAGE;
+}
+
+/* A file name option: copied whole, or refused. */
+static int set_path(char *dst, size_t cap, const char *opt, const char *val)
+{
+    size_t n = strlen(val);
+    if (n == 0 || n >= cap) {
+        char what[64];
+        snprintf(what, sizeof what, "a path of 1 to %zu characters", cap - 1);
+        return bad(opt, val, what);
+    }
+    memcpy(dst, val, n + 1);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -69,44 +89,56 @@ int main(int argc, char **argv)
     snprintf(cfg.data_dir, sizeof cfg.data_dir, "/usr/share/datasets/fashion-mnist");
     cfg.reconnect_for = 120;
     int have_server = 0, have_shard = 0, have_of = 0;
-    int idx = 0, c;
+    int idx, c;
+    char err[512];
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
+    for (;;) {
+        idx = -1;
+        if ((c = getopt_long(argc, argv, "h", opts, &idx)) == -1)
+            break;
+        if (sfl_getopt_check(c, argv, opts, idx, err, sizeof err) < 0) {
+            fprintf(stderr, "seedfl-client: %s\ntry 'seedfl-client --help'\n", err);
+            return EXIT_USAGE;
+        }
         if (c == 'h') {
             fputs(usage, stdout);
             return 0;
         }
-        if (c == '?') {
-            fprintf(stderr, "seedfl-client: option '%s' is not known or lacks its value\n",
-                    argv[optind - 1]);
-            fprintf(stderr, "try 'seedfl-client --help'\n");
-            return 2;
-        }
         const char *n = opts[idx].name;
         uint64_t u;
         double d;
+        int rc;
         if (!strcmp(n, "server")) {
             if (sfl_parse_hostport(optarg, cfg.host, sizeof cfg.host, &cfg.port) < 0 ||
                 cfg.port == 0)
                 return bad(n, optarg, "ADDR:PORT (port 1-65535)");
             have_server = 1;
-        } else if (!strcmp(n, "server-key") || !strcmp(n, "key") || !strcmp(n, "data") ||
-                   !strcmp(n, "name")) {
-            char *dst = !strcmp(n, "server-key") ? cfg.server_key_path
-                        : !strcmp(n, "key")      ? cfg.key_path
-                        : !strcmp(n, "data")     ? cfg.data_dir
-                                                 : cfg.name;
-            size_t cap = !strcmp(n, "name") ? sizeof cfg.name : sizeof cfg.key_path;
-            if (!optarg[0] || strlen(optarg) >= cap)
-                return bad(n, optarg, "a usable value (1 to 1023 characters; name at most 64)");
-            memcpy(dst, optarg, strlen(optarg) + 1);
+        } else if (!strcmp(n, "server-key")) {
+            if ((rc = set_path(cfg.server_key_path, sizeof cfg.server_key_path, n, optarg)) != 0)
+                return rc;
+        } else if (!strcmp(n, "key")) {
+            if ((rc = set_path(cfg.key_path, sizeof cfg.key_path, n, optarg)) != 0)
+                return rc;
+        } else if (!strcmp(n, "data")) {
+            if ((rc = set_path(cfg.data_dir, sizeof cfg.data_dir, n, optarg)) != 0)
+                return rc;
+        } else if (!strcmp(n, "name")) {
+            /* it is for logs: printable, so that it cannot forge or garble a line */
+            size_t len = strlen(optarg);
+            int printable = 1;
+            for (size_t i = 0; i < len; i++)
+                if ((unsigned char)optarg[i] < 0x20 || optarg[i] == 0x7f)
+                    printable = 0;
+            if (len == 0 || len >= sizeof cfg.name || !printable)
+                return bad(n, optarg, "a name of 1 to 64 characters without control characters");
+            memcpy(cfg.name, optarg, len + 1);
         } else if (!strcmp(n, "shard")) {
             if (sfl_parse_u32(optarg, 0, 1000000, &cfg.shard) < 0)
-                return bad(n, optarg, "a whole number");
+                return bad(n, optarg, "a whole number from 0 to 1000000");
             have_shard = 1;
         } else if (!strcmp(n, "of")) {
             if (sfl_parse_u32(optarg, 1, 1000000, &cfg.of) < 0)
-                return bad(n, optarg, "a whole number >= 1");
+                return bad(n, optarg, "a whole number from 1 to 1000000");
             have_of = 1;
         } else if (!strcmp(n, "seed")) {
             if (sfl_parse_u64(optarg, 0, UINT64_MAX, &cfg.seed) < 0)
@@ -150,8 +182,10 @@ int main(int argc, char **argv)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "seedfl-client: unexpected argument '%s'\n", argv[optind]);
-        return 2;
+        char shown[SFL_ECHO_SIZE];
+        fprintf(stderr, "seedfl-client: unexpected argument '%s'\n",
+                sfl_echo(argv[optind], shown, sizeof shown));
+        return EXIT_USAGE;
     }
     const char *missing = !have_server           ? "--server ADDR:PORT"
                           : !cfg.server_key_path[0] ? "--server-key FILE"
@@ -161,23 +195,23 @@ int main(int argc, char **argv)
                                                   : NULL;
     if (missing) {
         fprintf(stderr, "seedfl-client: %s is required (see --help)\n", missing);
-        return 2;
+        return EXIT_USAGE;
     }
     if (cfg.shard >= cfg.of) {
         fprintf(stderr, "seedfl-client: --shard %u must be below --of %u\n", cfg.shard, cfg.of);
-        return 2;
+        return EXIT_USAGE;
     }
     if (sodium_init() < 0) {
         fprintf(stderr, "seedfl-client: libsodium failed to initialise\n");
-        return 1;
+        return EXIT_RUNTIME;
     }
     /* one BLAS thread per client process: clients share the machine */
     openblas_set_num_threads(1);
-    char err[512];
+    err[0] = 0;
     int rc = sfl_client_run(&cfg, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "seedfl-client: %s\n", err[0] ? err : sfl_strerror(rc));
-        return 1;
+        return EXIT_RUNTIME;
     }
     return 0;
 }

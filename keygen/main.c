@@ -1,6 +1,7 @@
 /* seedfl-keygen PATH: writes a new X25519 secret key to PATH (mode 0600) and
  * its public key to PATH.pub, and prints the public key (for the server's
  * allow-list or the client's pinned server key). */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -8,42 +9,62 @@
 
 #include "err.h"
 #include "keys.h"
+#include "util.h"
+
+/* Exit statuses: a wrong option, a failure at run time. */
+enum { EXIT_USAGE = 2, EXIT_RUNTIME = 1 };
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: seedfl-keygen PATH\n"
             "  Writes a new X25519 secret key to PATH (mode 0600, never overwritten)\n"
-            "  and its public key to PATH.pub, then prints the public key.\n");
+            "  and its public key to PATH.pub, then prints the public key.\n"
+            "  (A PATH that starts with '-' goes after '--'.)\n"
+            "Exit status: 0 on success, 1 on a failure (PATH exists, cannot be written),\n"
+            "2 for a wrong option.\n");
 }
 
 int main(int argc, char **argv)
 {
+    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     uint8_t pub[32];
     char b64[45];
     char err[512];
+    int idx, c;
 
-    if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+    opterr = 0;
+    for (;;) {
+        idx = -1;
+        if ((c = getopt_long(argc, argv, "h", opts, &idx)) == -1)
+            break;
+        if (sfl_getopt_check(c, argv, opts, idx, err, sizeof err) < 0) {
+            fprintf(stderr, "seedfl-keygen: %s\ntry 'seedfl-keygen --help'\n", err);
+            return EXIT_USAGE;
+        }
         usage(stdout);
         return 0;
     }
-    if (argc != 2 || argv[1][0] == '\0' || argv[1][0] == '-') {
+    if (argc - optind != 1 || argv[optind][0] == '\0') {
+        if (argc - optind > 1)
+            fprintf(stderr, "seedfl-keygen: one PATH only\n");
         usage(stderr);
-        return 2;
+        return EXIT_USAGE;
     }
+    const char *path = argv[optind];
     if (sodium_init() < 0) {
         fprintf(stderr, "seedfl-keygen: libsodium initialisation failed\n");
-        return 1;
+        return EXIT_RUNTIME;
     }
     err[0] = '\0';
-    int rc = sfl_keys_generate(argv[1], pub, err, sizeof err);
+    int rc = sfl_keys_generate(path, pub, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "seedfl-keygen: %s\n", err[0] ? err : sfl_strerror(rc));
-        return 1;
+        return EXIT_RUNTIME;
     }
     sfl_keys_encode(pub, b64);
     printf("%s\n", b64);
     if (fflush(stdout) != 0)
-        return 1;
+        return EXIT_RUNTIME;
     return 0;
 }

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "model.h"
 #include "server.h"
 #include "util.h"
 
@@ -69,9 +70,11 @@ int sfl_server_config_set(sfl_server_config *cfg, const char *name, const char *
 {
     double d;
     uint64_t u;
+    char shown[SFL_ECHO_SIZE];
 #define BAD(what)                                                                                  \
     do {                                                                                           \
-        snprintf(err, errlen, "--%s: '%s' is not %s", name, v, what);                              \
+        snprintf(err, errlen, "--%s: '%s' is not %s", name, sfl_echo(v, shown, sizeof shown),      \
+                 what);                                                                            \
         return SFL_EINVAL;                                                                         \
     } while (0)
     if (!strcmp(name, "listen")) {
@@ -93,8 +96,22 @@ int sfl_server_config_set(sfl_server_config *cfg, const char *name, const char *
     } else if (!strcmp(name, "data")) {
         return copy_str(cfg->data_dir, sizeof cfg->data_dir, v, name, err, errlen);
     } else if (!strcmp(name, "model")) {
+        /* a spec the model code refuses is a wrong option, found now rather
+         * than after the keys and the data are loaded */
+        sfl_model m;
+        int rc = copy_str(cfg->model_spec, sizeof cfg->model_spec, v, name, err, errlen);
+        if (rc < 0)
+            return rc;
+        char why[256];
+        rc = sfl_model_create(&m, v, why, sizeof why);
+        if (rc == 0)
+            sfl_model_free(&m);
+        /* out of memory is for the run to report, with the spec valid */
+        if (rc < 0 && rc != SFL_ENOMEM) {
+            snprintf(err, errlen, "--model: %s", why);
+            return SFL_EINVAL;
+        }
         cfg->set |= SFL_SET_MODEL;
-        return copy_str(cfg->model_spec, sizeof cfg->model_spec, v, name, err, errlen);
     } else if (!strcmp(name, "metrics-out")) {
         return copy_str(cfg->metrics_path, sizeof cfg->metrics_path, v, name, err, errlen);
     } else if (!strcmp(name, "mode")) {
