@@ -864,10 +864,9 @@ static int bad_opt(const char *name, const char *val, const char *what)
     return 2;
 }
 
-static int unknown_opt(char **argv)
+static int opt_error(const char *err)
 {
-    fprintf(stderr, "seedfl-load: option '%s' is not known or lacks its value\n"
-            "try 'seedfl-load --help'\n", argv[optind - 1]);
+    fprintf(stderr, "seedfl-load: %s\ntry 'seedfl-load --help'\n", err);
     return 2;
 }
 
@@ -923,15 +922,18 @@ static int cmd_run(int argc, char **argv)
     ld->hb_auto = 1;
     ld->prepare = 1;
     ld->name = "load";
-    int idx = 0, c;
+    int idx, c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
+    for (;;) {
+        idx = -1;
+        if ((c = getopt_long(argc, argv, "h", opts, &idx)) == -1)
+            break;
         if (c == 'h') {
             fputs(usage_text, stdout);
             return 0;
         }
-        if (c == '?')
-            return unknown_opt(argv);
+        if (sfl_getopt_check(c, argv, opts, idx, err, sizeof err) < 0)
+            return opt_error(err);
         const char *name = opts[idx].name;
         if (!strcmp(name, "server"))
             server = optarg;
@@ -1087,15 +1089,19 @@ static int cmd_keys(int argc, char **argv)
         {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
     uint64_t count = 0;
     const char *dir = NULL;
-    int idx = 0, c;
+    char err[4200] = "";
+    int idx, c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
+    for (;;) {
+        idx = -1;
+        if ((c = getopt_long(argc, argv, "h", opts, &idx)) == -1)
+            break;
         if (c == 'h') {
             fputs(usage_text, stdout);
             return 0;
         }
-        if (c == '?')
-            return unknown_opt(argv);
+        if (sfl_getopt_check(c, argv, opts, idx, err, sizeof err) < 0)
+            return opt_error(err);
         if (!strcmp(opts[idx].name, "count")) {
             if (sfl_parse_u64(optarg, 1, SECRETS_MAX, &count) < 0)
                 return bad_opt("count", optarg, "a count in 1..1000000");
@@ -1107,7 +1113,7 @@ static int cmd_keys(int argc, char **argv)
         fprintf(stderr, "usage: seedfl-load keys --count N --out DIR\n");
         return 2;
     }
-    char sec_path[4096], allow_path[4096], err[4200] = "";
+    char sec_path[4096], allow_path[4096];
     snprintf(sec_path, sizeof sec_path, "%s/secrets", dir);
     snprintf(allow_path, sizeof allow_path, "%s/allow", dir);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
