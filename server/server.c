@@ -1117,34 +1117,22 @@ static int seen_frame(const session *s, const uint8_t h[16])
 /* The handshake's X25519 work (2 DH to read message 1, a key and 2 DH to
  * answer it) runs on the libuv work queue, so that a burst of handshakes
  * uses every core and never stalls the rounds of clients already in; the
- * loop thread keeps the decisions (allow-list, timestamps, replacing an
- * older session) and the secure memory. While a job runs the session reads
- * nothing and its channel belongs to the job; a session closed meanwhile is
- * freed when the job comes back. */
+ * loop thread keeps the decisions that need its state (timestamps,
+ * replacing an older session) and the secure memory. The reply is made
+ * before the timestamp is checked, so a replayed message 1 costs the
+ * server 3 X25519 more than it needs to; any key at all already costs it
+ * the 2 of message 1. While a job runs the session reads nothing and its
+ * channel belongs to the job; a session closed meanwhile is freed when the
+ * job comes back. */
 typedef struct {
     uv_work_t req;
     session *s;
-    int phase;              /* 1: read message 1; 2: write message 2 */
-    int rc;
-    int listed;             /* phase 1: the key is on the allow-list (or enrolment is open) */
+    int read_rc, write_rc;  /* of reading message 1, of writing message 2 */
+    int listed;             /* the key is on the allow-list (or enrolment is open) */
     uint8_t msg[SFL_HS1_LEN];
     uint8_t out[SFL_FRAME_HDR + SFL_HS2_LEN];
     size_t out_len;
 } hs_job;
-
-static void hs_work(uv_work_t *req);
-static void hs_done(uv_work_t *req, int status);
-
-static int hs_queue(hs_job *j, int phase)
-{
-    session *s = j->s;
-    j->phase = phase;
-    j->req.data = j;
-    if (uv_queue_work(s->srv->loop, &j->req, hs_work, hs_done) < 0)
-        return -1;
-    s->hs_job = 1;
-    return 0;
-}
 
 /* Worker thread: touches only the job, the session's channel and what the
  * server never changes after start (its key pair, the allow-list). */
@@ -1153,18 +1141,17 @@ static void hs_work(uv_work_t *req)
     hs_job *j = req->data;
     session *s = j->s;
     server *srv = s->srv;
-    if (j->phase == 1) {
-        j->rc = sfl_chan_server_read(&s->chan, srv->s_key, NULL, j->msg, sizeof j->msg);
-        j->listed = j->rc == 0 && (srv->cfg->open_enrolment ||
-                                   sfl_allowlist_contains(&srv->allow, s->chan.peer));
-    } else {
-        j->rc = sfl_chan_server_write(&s->chan, j->out, &j->out_len);
-    }
+    j->read_rc = sfl_chan_server_read(&s->chan, srv->s_key, NULL, j->msg, sizeof j->msg);
+    if (j->read_rc < 0)
+        return;
+    j->listed = srv->cfg->open_enrolment || sfl_allowlist_contains(&srv->allow, s->chan.peer);
+    if (j->listed)
+        j->write_rc = sfl_chan_server_write(&s->chan, j->out, &j->out_len);
 }
 
-static void hs_refuse(session *s, hs_job *j, const char *event, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void hs_refuse(session *s, hs_job *j, const char *event, const char *fmt, ...)
+static void hs_refuse(session *s, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void hs_refuse(session *s, const char *event, const char *fmt, ...)
 {
     char why[200];
     va_list ap;
@@ -1172,16 +1159,16 @@ static void hs_refuse(session *s, hs_job *j, const char *event, const char *fmt,
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
     sfl_warn(event, "addr=%s%s%s reason=\"%s\"", s->addr, s->id[0] ? " peer=" : "", s->id, why);
-    free(j);
     session_close(s, 0);
 }
 
-/* Message 1 is in: the checks that need the loop's state. */
-static void hs_checked(session *s, hs_job *j)
+/* The job is back: decide, and on success open the channel, answer, and
+ * make this session the key's only one. */
+static void hs_finish(session *s, const hs_job *j)
 {
     server *srv = s->srv;
-    if (j->rc < 0) {
-        hs_refuse(s, j, "handshake_failed", "%s", j->rc == SFL_EFORMAT
+    if (j->read_rc < 0) {
+        hs_refuse(s, "handshake_failed", "%s", j->read_rc == SFL_EFORMAT
                   ? "handshake message of the wrong size"
                   : "handshake message 1 did not authenticate (tampered, or the client pinned "
                     "another server key)");
@@ -1189,41 +1176,24 @@ static void hs_checked(session *s, hs_job *j)
     }
     sfl_key_id(s->chan.peer, s->id);
     if (!j->listed) {
-        hs_refuse(s, j, "handshake_refused", "client key not on the allow-list");
+        hs_refuse(s, "handshake_refused", "client key not on the allow-list");
+        return;
+    }
+    int rc = j->write_rc;
+    if (rc == 0)
+        rc = sfl_chan_server_open(&s->chan);
+    if (rc < 0) {
+        hs_refuse(s, "handshake_failed", "%s", sfl_strerror(rc));
         return;
     }
     sfl_ident *e = sfl_ident_get(&srv->ident, s->chan.peer);
     if (!e) {
-        hs_refuse(s, j, "handshake_refused", "identity table full");
+        hs_refuse(s, "handshake_refused", "identity table full");
         return;
     }
     if (!sfl_ident_fresh(e, s->chan.hs_ts)) {
-        hs_refuse(s, j, "handshake_refused", "handshake timestamp not newer than the last "
+        hs_refuse(s, "handshake_refused", "handshake timestamp not newer than the last "
                   "accepted for this key (a replayed first message)");
-        return;
-    }
-    if (hs_queue(j, 2) < 0)
-        hs_refuse(s, j, "handshake_failed", "cannot queue the handshake reply");
-}
-
-/* Message 2 is made: open the channel, send it, and make this session the
- * key's only one. */
-static void hs_answered(session *s, hs_job *j)
-{
-    server *srv = s->srv;
-    int rc = j->rc;
-    if (rc == 0)
-        rc = sfl_chan_server_open(&s->chan);
-    if (rc < 0) {
-        hs_refuse(s, j, "handshake_failed", "%s", sfl_strerror(rc));
-        return;
-    }
-    /* looked up again: the table may have grown while the job ran */
-    sfl_ident *e = sfl_ident_get(&srv->ident, s->chan.peer);
-    if (!e || !sfl_ident_fresh(e, s->chan.hs_ts)) {
-        /* another session of this key got in first with a newer timestamp */
-        hs_refuse(s, j, "handshake_refused", "%s", e ? "a newer handshake of this key won"
-                                                     : "identity table full");
         return;
     }
     memcpy(e->ts, s->chan.hs_ts, SFL_IDENT_TS_LEN);
@@ -1239,16 +1209,13 @@ static void hs_answered(session *s, hs_job *j)
                            "a newer session of this key took over");
         session_close(old, CLOSE_LINGER);
     }
-    size_t n = j->out_len;
-    uint8_t *copy = malloc(n);
+    uint8_t *copy = malloc(j->out_len);
     if (!copy) {
-        free(j);
         session_close(s, 0);
         return;
     }
-    memcpy(copy, j->out, n);
-    free(j);
-    session_send_raw(s, copy, n);
+    memcpy(copy, j->out, j->out_len);
+    session_send_raw(s, copy, j->out_len);
     s->state = SESS_HELLO;
     session_read_start(s);
     sfl_info("handshake_done", "addr=%s peer=%s", s->addr, s->id);
@@ -1261,21 +1228,15 @@ static void hs_done(uv_work_t *req, int status)
     s->hs_job = 0;
     if (s->orphan) {
         /* closed while the job ran: on_session_closed left the freeing to us */
-        free(j);
         sfl_chan_free(&s->chan);
         free(s->upd);
         free(s);
-        return;
-    }
-    if (status < 0 || s->closing) {
-        free(j);
+    } else if (status < 0 || s->closing) {
         session_close(s, 0);
-        return;
+    } else {
+        hs_finish(s, j);
     }
-    if (j->phase == 1)
-        hs_checked(s, j);
-    else
-        hs_answered(s, j);
+    free(j);
 }
 
 /* Message 1 arrived (a frame of the right size or not): off to the work
@@ -1294,13 +1255,16 @@ static void handle_handshake(session *s, const uint8_t *frame, size_t len)
         return;
     }
     j->s = s;
+    j->req.data = j;
     memcpy(j->msg, frame, len);
-    uv_read_stop((uv_stream_t *)&s->tcp);
-    s->reading = 0;
-    if (hs_queue(j, 1) < 0) {
+    if (uv_queue_work(s->srv->loop, &j->req, hs_work, hs_done) < 0) {
         free(j);
         session_close(s, 0);
+        return;
     }
+    s->hs_job = 1;
+    uv_read_stop((uv_stream_t *)&s->tcp);
+    s->reading = 0;
 }
 
 static void handle_frame(session *s, uint8_t *frame, size_t len)
