@@ -408,7 +408,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         p += used;
         left -= used;
         if (rc < 0) {
-            ls_end(s, "bad frame from the server: %s", sfl_strerror(rc));
+            if (s->state == LS_HANDSHAKE && sfl_frame_is_busy(&s->chan.rd))
+                ls_end(s, "server busy (at its --max-unauth or --max-unauth-per-host): lower "
+                       "--concurrency or raise those");
+            else
+                ls_end(s, "bad frame from the server: %s", sfl_strerror(rc));
             return;
         }
         if (rc == 0)
@@ -935,8 +939,13 @@ static int cmd_run(int argc, char **argv)
         if (sfl_getopt_check(c, argv, opts, idx, err, sizeof err) < 0)
             return opt_error(err);
         const char *name = opts[idx].name;
-        if (!strcmp(name, "server"))
+        if (!strcmp(name, "server")) {
+            char host[256];
+            int port;
+            if (sfl_parse_hostport(optarg, host, sizeof host, &port) < 0 || port == 0)
+                return bad_opt(name, optarg, "HOST:PORT with a port from 1 to 65535");
             server = optarg;
+        }
         else if (!strcmp(name, "server-key"))
             server_key = optarg;
         else if (!strcmp(name, "keys"))

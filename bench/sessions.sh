@@ -34,21 +34,33 @@ open_enrol=0
 rate_runs=3
 rate_n=3000
 load_args=()
+need() { [ "$2" -ge 2 ] || { echo "sessions: $1 needs a value (try --help)" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
     case "$1" in
-    --sessions) sessions=$2; shift 2 ;;
+    --sessions) need "$1" $#; sessions=$2; shift 2 ;;
     --with-clients) clients=1; shift ;;
-    --rounds) rounds=$2; shift 2 ;;
-    --settle) settle=$2; shift 2 ;;
+    --rounds) need "$1" $#; rounds=$2; shift 2 ;;
+    --settle) need "$1" $#; settle=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     --open-enrolment) open_enrol=1; shift ;;
-    --rate-runs) rate_runs=$2; shift 2 ;;
+    --rate-runs) need "$1" $#; rate_runs=$2; shift 2 ;;
     --) shift; load_args=("$@"); break ;;
     -h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "sessions: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
-case "$sessions$rounds$rate_runs" in *[!0-9]*) echo "sessions: --sessions, --rounds and --rate-runs take whole numbers" >&2; exit 2 ;; esac
+[[ "$sessions" =~ ^[1-9][0-9]*$ && "$rounds" =~ ^[1-9][0-9]*$ && "$rate_runs" =~ ^[0-9]+$ ]] ||
+    { echo "sessions: --sessions and --rounds take whole numbers >= 1, --rate-runs >= 0" >&2; exit 2; }
+[[ "$settle" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "sessions: --settle takes a number of seconds" >&2; exit 2; }
+# the load tool checks its own options: a wrong one ends the run here
+if [ ${#load_args[@]} -gt 0 ]; then
+    for a in "${load_args[@]}"; do
+        case "$a" in --keys | --keys=* | --server | --server=* | --server-key | --server-key=* | --count | --count=*)
+            echo "sessions: $a is set by this script; pass only seedfl-load's other run options" >&2
+            exit 2 ;;
+        esac
+    done
+fi
 
 sfl_install_deps || { echo "sessions: could not install the packages seedfl needs" >&2; exit 1; }
 sfl_build build || { echo "sessions: build failed" >&2; exit 1; }
@@ -106,7 +118,7 @@ admit=(--allow "$work/allow")
 echo "sessions: load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores (other work lowers every figure)"
 build/seedfl-server --listen 127.0.0.1:0 --port-file "$work/port" --key "$work/server.key" \
     "${admit[@]}" --min-clients "$min_clients" --rounds "$rounds" --model logreg \
-    --epochs 1 --wait-timeout 3600 --round-timeout 120 \
+    --epochs 1 --wait-timeout 3600 --round-timeout 120 --max-unauth-per-host 1024 \
     >"$work/server.out" 2>"$work/server.log" &
 server=$!
 pids+=("$server")
@@ -145,17 +157,22 @@ while ! grep -q '^holding ' "$work/load.out" 2>/dev/null; do
     fi
     sleep 0.5
 done
+cpu1=$(cpu_ticks "$server")
 sleep "$settle"
 status=0
 server_up=1
 alive "$server" || { server_up=0; status=1; }
+if ! alive "$load" && ! grep -q '^holding ' "$work/load.out" 2>/dev/null; then
+    echo "sessions: seedfl-load ended early:"
+    tail -n 5 "$work/load.err"
+    status=1
+fi
 if [ "$server_up" = 1 ]; then
     rss1=$(status_kib "$server" VmRSS)
     hwm1=$(status_kib "$server" VmHWM)
     maps1=$(wc -l <"/proc/$server/maps")
     fds1=$(ls "/proc/$server/fd" | wc -l)
     tcp1=$(tcp_kib)
-    cpu1=$(cpu_ticks "$server")
 fi
 
 # more handshake-rate runs while the sessions are held: each opens and

@@ -59,6 +59,7 @@ typedef struct {
     double hb_interval;  /* seconds, from the Welcome */
     int hb_misses;
     int welcomed;        /* this connection got its Welcome */
+    int ever_welcomed;   /* some connection of this process did */
     char *err;
     size_t errlen;
 } client;
@@ -169,6 +170,7 @@ static int on_welcome(client *c, const Seedfl__Welcome *w)
     if (c->welcomed)
         return fail(c, SFL_EPROTO, "second welcome");
     c->welcomed = 1;
+    c->ever_welcomed = 1;
     apply_liveness(c, w);
     if (c->have_model_obj) {
         /* a reconnection: the same run, or nothing */
@@ -554,6 +556,11 @@ static int session_loop(client *c)
                          er->code, msg);
             } else if (er->code == SEEDFL__ERROR__CODE__SHUTDOWN) {
                 rc = fail(c, SFL_EREFUSED, "the server stopped: %s", msg);
+            } else if (er->code == SEEDFL__ERROR__CODE__TRAINING_OVER) {
+                /* joined too late to take part: nothing went wrong */
+                sfl_info("training_over", "reason=\"%s\"", msg);
+                seedfl__envelope__free_unpacked(e, NULL);
+                return 0;
             } else if (er->code == SEEDFL__ERROR__CODE__REPLACED) {
                 rc = fail(c, SFL_EREFUSED, "replaced: another process with this key connected "
                           "(%s)", msg);
@@ -635,6 +642,14 @@ static int transient(int rc)
     return rc == SFL_ECLOSED || rc == SFL_ETIMEOUT || rc == SFL_EIO || rc == SFL_ECRYPTO;
 }
 
+/* Worth another connection: a busy server; a lost link once this process
+ * has been welcomed (a drop during the handshake included, see
+ * sfl_client_run). Never an error the server sent (replaced, stopped). */
+static int retriable(const client *c, int rc)
+{
+    return rc == SFL_EBUSY || (c->ever_welcomed && transient(rc));
+}
+
 /* A send failed or the link dropped: the server may have said why just
  * before (replaced, stopping), and that must not be mistaken for a lost
  * link worth reconnecting. Read what is left for a moment. */
@@ -654,6 +669,11 @@ static int last_words(client *c, int rc)
                       e->error->message ? e->error->message : "");
             seedfl__envelope__free_unpacked(e, NULL);
             break;
+        }
+        if (code == SEEDFL__ERROR__CODE__TRAINING_OVER) {
+            sfl_info("training_over", "reason=\"%s\"", e->error->message ? e->error->message : "");
+            seedfl__envelope__free_unpacked(e, NULL);
+            return 0;
         }
         seedfl__envelope__free_unpacked(e, NULL);
     }
@@ -730,15 +750,18 @@ int sfl_client_run(const sfl_client_config *cfg, char *err, size_t errlen)
                   total);
         goto out;
     }
-    /* the first connection must work (a wrong address is the user's to fix),
-     * unless the server said it is busy; after a session was up, a lost link
-     * is retried too, with exponential backoff and jitter, until
-     * --reconnect-for runs out */
+    /* The first connection must work (a wrong address or key is the user's to
+     * fix) unless the server said it is busy. Once a session was up, every
+     * outage is retried with exponential backoff and jitter for
+     * --reconnect-for, the budget and the backoff starting afresh with each
+     * outage; then this key and server key are known good, so a connection
+     * closed during the handshake is taken for a server that is restarting
+     * or overloaded, not for a refusal. */
     rc = run_session(&c);
-    if (rc < 0 && (rc == SFL_EBUSY || (transient(rc) && c.welcomed)) && cfg->reconnect_for > 0) {
+    while (rc < 0 && retriable(&c, rc) && cfg->reconnect_for > 0) {
         double give_up = sfl_now() + cfg->reconnect_for, backoff = 0.5;
         int attempt = 0;
-        while (rc < 0 && (transient(rc) || rc == SFL_EBUSY) && sfl_now() < give_up) {
+        do {
             /* half to all of the backoff, so that clients dropped together
              * spread out; never more than the cap */
             double wait = backoff * (0.5 + 0.5 * randombytes_uniform(1001) / 1000.0);
@@ -750,12 +773,14 @@ int sfl_client_run(const sfl_client_config *cfg, char *err, size_t errlen)
             backoff = backoff * 2 < RECONNECT_MAX_S ? backoff * 2 : RECONNECT_MAX_S;
             err[0] = 0;
             rc = run_session(&c);
-        }
-        if (rc < 0 && (transient(rc) || rc == SFL_EBUSY)) {
+        } while (rc < 0 && !c.welcomed && retriable(&c, rc) && sfl_now() < give_up);
+        if (rc < 0 && !c.welcomed && retriable(&c, rc)) {
             char last[256];
             snprintf(last, sizeof last, "%s", err);
             fail(&c, rc, "gave up reconnecting after %g s: %s", cfg->reconnect_for, last);
+            break;
         }
+        /* a session that was up and ended: a new outage if it was lost */
     }
 out:
     heartbeat_stop(&c);

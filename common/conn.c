@@ -216,8 +216,9 @@ int sfl_conn_handshake(sfl_conn *c, const sfl_keypair *s, const uint8_t server_p
     if (src < 0 || rc == SFL_ECLOSED) {
         snprintf(c->err, sizeof c->err,
                  "the server refused or dropped the connection during the handshake (is the "
-                 "pinned server key right, and is this client's key on its allow-list?)");
-        return SFL_EREFUSED;
+                 "pinned server key right, is this client's key on its allow-list, and is its "
+                 "clock not behind the last time it connected?)");
+        return SFL_ECLOSED;
     }
     if (rc < 0)
         return rc;

@@ -28,9 +28,11 @@ int sfl_conn_init(sfl_conn *c);
 void sfl_conn_close(sfl_conn *c);
 /* Connect to host:port (name or address). */
 int sfl_conn_connect(sfl_conn *c, const char *host, int port);
-/* Run the IK handshake pinning server_pub. SFL_EREFUSED when the server
- * closes during it: under IK a wrong pinned key and a refused client key
- * look alike to the client. */
+/* Run the IK handshake pinning server_pub. SFL_ECLOSED when the server
+ * closes during it: under IK a wrong pinned key, a refused client key and a
+ * server that dropped the connection look alike to the client (the caller
+ * decides what that means). SFL_EBUSY when the server said it is busy;
+ * SFL_EREFUSED when its reply does not authenticate. */
 int sfl_conn_handshake(sfl_conn *c, const sfl_keypair *s, const uint8_t server_pub[32]);
 int sfl_conn_send_raw(sfl_conn *c, const uint8_t *p, size_t n);
 int sfl_conn_send(sfl_conn *c, const Seedfl__Envelope *env);

@@ -34,6 +34,7 @@ void sfl_server_config_defaults(sfl_server_config *cfg)
     cfg->zo_scale = 0.05f;
     cfg->handshake_timeout = 5;
     cfg->max_unauth = 1024;
+    cfg->max_unauth_per_host = 64;
     cfg->heartbeat_interval = 5;
     cfg->heartbeat_misses = 3;
     cfg->slow_timeout = 30;
@@ -207,12 +208,17 @@ int sfl_server_config_set(sfl_server_config *cfg, const char *name, const char *
     } else if (!strcmp(name, "max-unauth")) {
         if (sfl_parse_u32(v, 1, 1000000, &cfg->max_unauth) < 0)
             BAD("a whole number from 1 to 1000000");
+    } else if (!strcmp(name, "max-unauth-per-host")) {
+        if (sfl_parse_u32(v, 1, 1000000, &cfg->max_unauth_per_host) < 0)
+            BAD("a whole number from 1 to 1000000");
     } else if (!strcmp(name, "heartbeat-interval")) {
         if (sfl_parse_double(v, 0.05, 3600, &cfg->heartbeat_interval) < 0)
             BAD("a number of seconds in [0.05, 3600]");
     } else if (!strcmp(name, "heartbeat-misses")) {
-        if (sfl_parse_u32(v, 1, 1000, &cfg->heartbeat_misses) < 0)
-            BAD("a whole number from 1 to 1000");
+        /* a heartbeat goes out after a whole interval of silence, so a
+         * deadline of one interval would always be missed */
+        if (sfl_parse_u32(v, 2, 1000, &cfg->heartbeat_misses) < 0)
+            BAD("a whole number from 2 to 1000");
     } else if (!strcmp(name, "write-hwm")) {
         if (sfl_parse_u64(v, 65536, (uint64_t)1 << 40, &cfg->write_hwm) < 0)
             BAD("a number of bytes >= 65536");
@@ -228,5 +234,15 @@ int sfl_server_config_set(sfl_server_config *cfg, const char *name, const char *
         return SFL_EINVAL;
     }
 #undef BAD
+    return 0;
+}
+
+int sfl_server_config_check(const sfl_server_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->quorum >= 1 && cfg->cohort >= 1 && cfg->cohort < cfg->quorum) {
+        snprintf(err, errlen, "--cohort %.0f is smaller than --quorum %.0f: no round could ever "
+                 "reach its quorum", cfg->cohort, cfg->quorum);
+        return SFL_EINVAL;
+    }
     return 0;
 }

@@ -69,10 +69,13 @@ static const char usage[] =
     "                         such as 0.5, sampled reproducibly from the run seed\n"
     "  --handshake-timeout S  seconds from connect to a finished handshake (default 5)\n"
     "  --max-unauth N         connections not yet authenticated, at most (default 1024);\n"
-    "                         more are closed at once\n"
+    "                         more are told the server is busy and closed at once\n"
+    "  --max-unauth-per-host N  the same from one host: an IPv4 address or an IPv6 /64\n"
+    "                         (default 64)\n"
     "  --heartbeat-interval S liveness: a heartbeat goes out when nothing else did for S\n"
     "                         seconds (default 5); sent to clients in the welcome\n"
-    "  --heartbeat-misses N   a client silent for N intervals is dropped (default 3)\n"
+    "  --heartbeat-misses N   a client silent for N intervals is dropped, N >= 2\n"
+    "                         (default 3)\n"
     "  --write-hwm BYTES      bytes queued to one client before reading from it pauses\n"
     "                         (default twice the model plus 1 MiB)\n"
     "  --slow-timeout S       a client that stays past the mark that long is closed\n"
@@ -104,6 +107,7 @@ static const struct option opts[] = {
     {"local-steps", required_argument, 0, 0},  {"eps", required_argument, 0, 0},
     {"zo-scale", required_argument, 0, 0},     {"cohort", required_argument, 0, 0},
     {"handshake-timeout", required_argument, 0, 0}, {"max-unauth", required_argument, 0, 0},
+    {"max-unauth-per-host", required_argument, 0, 0},
     {"heartbeat-interval", required_argument, 0, 0},
     {"heartbeat-misses", required_argument, 0, 0}, {"write-hwm", required_argument, 0, 0},
     {"slow-timeout", required_argument, 0, 0},
@@ -526,6 +530,10 @@ int main(int argc, char **argv)
     if ((status = parse_args(argc, argv, &cfg, &config_path)) != 0)
         return status;
     sfl_server_config_finish(&cfg);
+    if (sfl_server_config_check(&cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "seedfl-server: %s\n", err);
+        return EXIT_USAGE;
+    }
     if (!cfg.key_path[0]) {
         fprintf(stderr, "seedfl-server: --key FILE is required (make one with seedfl-keygen)\n");
         return EXIT_USAGE;

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "chan.h"
+#include "hosts.h"
 #include "ident.h"
 #include "data.h"
 #include "err.h"
@@ -68,6 +69,7 @@ typedef struct session {
     double last_rx, last_tx;/* last frame received / bytes queued */
     double over_hwm_since;  /* when the write queue passed the mark; 0 = below */
     double linger_until;    /* closing: reading and dropping input until then */
+    uint8_t host[16];       /* source host (hosts.h), counted while unauth */
     int hs_job;             /* a handshake job (hs_work) holds the channel */
     int orphan;             /* closed while that job ran: the job frees the session */
 } session;
@@ -97,6 +99,10 @@ typedef struct server {
     session *sessions;
     size_t nsessions;
     size_t n_unauth;        /* connections that have not finished the handshake */
+    sfl_hosts hosts;        /* those connections per source host */
+    double plog_t0;         /* pre-authentication warnings: this second's start, */
+    unsigned plog_n;        /* lines written in it, */
+    uint64_t plog_dropped;  /* lines left out */
     uint64_t refused_unauth;/* closed at once: too many unauthenticated */
     sfl_ident_table ident;  /* per key: last handshake timestamp, live session */
     size_t write_hwm;
@@ -151,6 +157,35 @@ static void on_session_closed(uv_handle_t *h);
 static void session_send_error(session *s, Seedfl__Error__Code code, uint32_t round,
                                const char *msg);
 
+/* Warnings about peers that have not authenticated are capped at
+ * PREAUTH_LOG_PER_S lines a second, so that a flood of bad connections
+ * cannot fill the disk; what was left out is counted in one line. */
+#define PREAUTH_LOG_PER_S 20
+
+static void preauth_log_flush(server *srv, double now)
+{
+    if (srv->plog_dropped)
+        sfl_warn("log_suppressed", "lines=%" PRIu64 " seconds=%.1f reason=\"over %d "
+                 "pre-authentication warnings a second\"", srv->plog_dropped, now - srv->plog_t0,
+                 PREAUTH_LOG_PER_S);
+    srv->plog_t0 = now;
+    srv->plog_n = 0;
+    srv->plog_dropped = 0;
+}
+
+static int preauth_log_ok(server *srv)
+{
+    double now = sfl_now();
+    if (now - srv->plog_t0 >= 1.0)
+        preauth_log_flush(srv, now);
+    if (srv->plog_n < PREAUTH_LOG_PER_S) {
+        srv->plog_n++;
+        return 1;
+    }
+    srv->plog_dropped++;
+    return 0;
+}
+
 /* ---------- failure and shutdown ---------- */
 
 static void close_if_active(uv_handle_t *h)
@@ -177,10 +212,16 @@ static void server_stop(server *srv, int code)
     close_if_active((uv_handle_t *)&srv->sigint);
     for (session *s = srv->sessions, *next; s; s = next) {
         next = s->next;
-        /* tell authenticated clients why, unless training simply ended */
+        /* tell authenticated clients why; when training simply ended, the
+         * ready ones had the last Result, the others (still joining) learn
+         * it here rather than taking the close for a lost server */
         if (code != 0 && s->state != SESS_HANDSHAKE && !s->closing)
             session_send_error(s, SEEDFL__ERROR__CODE__SHUTDOWN, srv->round,
                                srv->err[0] ? srv->err : "the server is stopping");
+        else if (code == 0 && (s->state == SESS_HELLO || s->state == SESS_JOINING) &&
+                 !s->closing)
+            session_send_error(s, SEEDFL__ERROR__CODE__TRAINING_OVER, srv->round,
+                               "training is over");
         if (s->closing && s->linger_until > 0 && !uv_is_closing((uv_handle_t *)&s->tcp))
             uv_close((uv_handle_t *)&s->tcp, on_session_closed);
         else
@@ -313,6 +354,16 @@ static void on_shutdown(uv_shutdown_t *req, int status)
         uv_close((uv_handle_t *)&s->tcp, on_session_closed);
 }
 
+/* No longer among the connections waiting for their handshake. */
+static void unauth_leave(session *s)
+{
+    if (!s->unauth)
+        return;
+    s->unauth = 0;
+    s->srv->n_unauth--;
+    sfl_hosts_remove(&s->srv->hosts, s->host);
+}
+
 /* Leave the round (if in it) and close. CLOSE_FLUSH: queued writes go out
  * first. CLOSE_LINGER: also keep reading (and dropping) what the peer still
  * sends until it closes or LINGER_S passes, so that its in-flight data does
@@ -331,10 +382,7 @@ static void session_close(session *s, int flush)
         uv_read_stop((uv_stream_t *)&s->tcp);
         s->reading = 0;
     }
-    if (s->unauth) {
-        s->unauth = 0;
-        srv->n_unauth--;
-    }
+    unauth_leave(s);
     if (s->state != SESS_HANDSHAKE) {
         sfl_ident *e = sfl_ident_find(&srv->ident, s->chan.peer);
         if (e && e->session == s)
@@ -1158,7 +1206,9 @@ static void hs_refuse(session *s, const char *event, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
-    sfl_warn(event, "addr=%s%s%s reason=\"%s\"", s->addr, s->id[0] ? " peer=" : "", s->id, why);
+    if (preauth_log_ok(s->srv))
+        sfl_warn(event, "addr=%s%s%s reason=\"%s\"", s->addr, s->id[0] ? " peer=" : "", s->id,
+                 why);
     session_close(s, 0);
 }
 
@@ -1199,8 +1249,7 @@ static void hs_finish(session *s, const hs_job *j)
     memcpy(e->ts, s->chan.hs_ts, SFL_IDENT_TS_LEN);
     session *old = e->session;
     e->session = s;
-    s->unauth = 0;
-    srv->n_unauth--;
+    unauth_leave(s);
     s->last_rx = sfl_now();
     if (old && old != s && !old->closing) {
         sfl_warn("session_replaced", "peer=%s old_addr=%s new_addr=%s", s->id, old->addr,
@@ -1244,8 +1293,9 @@ static void hs_done(uv_work_t *req, int status)
 static void handle_handshake(session *s, const uint8_t *frame, size_t len)
 {
     if (len != SFL_HS1_LEN) {
-        sfl_warn("handshake_failed", "addr=%s reason=\"handshake message of the wrong size\"",
-                 s->addr);
+        if (preauth_log_ok(s->srv))
+            sfl_warn("handshake_failed", "addr=%s reason=\"handshake message of the wrong size\"",
+                     s->addr);
         session_close(s, 0);
         return;
     }
@@ -1313,12 +1363,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread < 0) {
-        if (s->state == SESS_HANDSHAKE)
-            sfl_warn("handshake_failed", "addr=%s reason=\"peer closed before the handshake "
-                     "completed\"", s->addr);
-        else
+        if (s->state == SESS_HANDSHAKE) {
+            if (preauth_log_ok(srv))
+                sfl_warn("handshake_failed", "addr=%s reason=\"peer closed before the handshake "
+                         "completed\"", s->addr);
+        } else {
             sfl_info("client_left", "peer=%s reason=\"%s\"", s->id,
                      nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
+        }
         session_close(s, 0);
         return;
     }
@@ -1334,8 +1386,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         left -= used;
         if (rc < 0) {
             if (s->state == SESS_HANDSHAKE) {
-                sfl_warn("handshake_failed", "addr=%s reason=\"%s frame length before "
-                         "authentication\"", s->addr, rc == SFL_ETOOBIG ? "oversize" : rc == SFL_EFORMAT ? "zero" : "unreadable");
+                if (preauth_log_ok(srv))
+                    sfl_warn("handshake_failed", "addr=%s reason=\"%s frame length before "
+                             "authentication\"", s->addr,
+                             rc == SFL_ETOOBIG ? "oversize" : rc == SFL_EFORMAT ? "zero"
+                                                                             : "unreadable");
                 session_close(s, 0);
             } else {
                 session_abort(s, SEEDFL__ERROR__CODE__MALFORMED,
@@ -1350,8 +1405,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         handle_frame(s, (uint8_t *)frame, flen);
         if (s->hs_job && left > 0 && !s->closing) {
             /* a client waits for message 2 before it says anything else */
-            sfl_warn("handshake_failed", "addr=%s reason=\"data after handshake message 1\"",
-                     s->addr);
+            if (preauth_log_ok(srv))
+                sfl_warn("handshake_failed", "addr=%s reason=\"data after handshake message 1\"",
+                         s->addr);
             session_close(s, 0);
         }
     }
@@ -1368,9 +1424,32 @@ static void session_read_start(session *s)
         s->reading = 1;
 }
 
+/* Refuse a connection just accepted: "busy, try again later" (frame.h),
+ * which a fresh socket's send buffer takes at once or not at all, then
+ * close. */
+static void refuse_busy(session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void refuse_busy(session *s, const char *fmt, ...)
+{
+    server *srv = s->srv;
+    static const char busy[SFL_FRAME_BUSY_LEN];
+    uv_buf_t b = uv_buf_init((char *)busy, sizeof busy);
+    uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+    srv->refused_unauth++;
+    if (preauth_log_ok(srv)) {
+        char why[200];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, sizeof why, fmt, ap);
+        va_end(ap);
+        sfl_warn("connection_refused", "addr=%s reason=\"%s\" refused_so_far=%" PRIu64, s->addr,
+                 why, srv->refused_unauth);
+    }
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     server *srv = listener->data;
+    const sfl_server_config *cfg = srv->cfg;
     if (status < 0) {
         sfl_warn("accept_failed", "error=\"%s\"", uv_strerror(status));
         return;
@@ -1381,8 +1460,6 @@ static void on_connection(uv_stream_t *listener, int status)
     s->srv = srv;
     s->model_version = UINT64_MAX;
     s->t_accept = sfl_now();
-    s->unauth = 1;
-    srv->n_unauth++;
     sfl_chan_init(&s->chan);
     uv_tcp_init(srv->loop, &s->tcp);
     s->tcp.data = s;
@@ -1391,34 +1468,17 @@ static void on_connection(uv_stream_t *listener, int status)
         srv->sessions->prev = s;
     srv->sessions = s;
     srv->nsessions++;
+    s->closing = 1; /* until it is counted in */
+    snprintf(s->addr, sizeof s->addr, "?");
     int arc = uv_accept(listener, (uv_stream_t *)&s->tcp);
-    if (arc < 0)
+    if (arc < 0) {
         sfl_warn("accept_failed", "error=\"%s\"", uv_strerror(arc));
-    if (arc == 0 && srv->n_unauth > srv->cfg->max_unauth) {
-        /* logged once per thousand: a flood must not flood the log too */
-        if (srv->refused_unauth++ % 1000 == 0)
-            sfl_warn("connection_refused", "reason=\"%zu connections not yet authenticated "
-                     "(--max-unauth %u)\" refused_so_far=%" PRIu64, srv->n_unauth - 1,
-                     srv->cfg->max_unauth, srv->refused_unauth);
-    }
-    if (arc < 0 || srv->stopping || srv->n_unauth > srv->cfg->max_unauth) {
-        if (arc == 0 && !srv->stopping) {
-            /* "busy, try again later" (frame.h); a fresh socket's send
-             * buffer takes it at once, or it is not sent at all */
-            static const char busy[SFL_FRAME_BUSY_LEN];
-            uv_buf_t b = uv_buf_init((char *)busy, sizeof busy);
-            uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
-        }
-        srv->n_unauth--;
-        s->unauth = 0;
-        s->closing = 1;
         uv_close((uv_handle_t *)&s->tcp, on_session_closed);
         return;
     }
-    uv_tcp_nodelay(&s->tcp, 1);
     struct sockaddr_storage ss;
     int len = sizeof ss;
-    snprintf(s->addr, sizeof s->addr, "?");
+    memset(&ss, 0, sizeof ss);
     if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0) {
         char ip[48] = "?";
         int port = 0;
@@ -1431,6 +1491,31 @@ static void on_connection(uv_stream_t *listener, int status)
         }
         snprintf(s->addr, sizeof s->addr, "%s:%d", ip, port);
     }
+    if (srv->stopping) {
+        uv_close((uv_handle_t *)&s->tcp, on_session_closed);
+        return;
+    }
+    if (srv->n_unauth >= cfg->max_unauth) {
+        refuse_busy(s, "%zu connections not yet authenticated (--max-unauth %u)", srv->n_unauth,
+                    cfg->max_unauth);
+        uv_close((uv_handle_t *)&s->tcp, on_session_closed);
+        return;
+    }
+    sfl_hosts_key((struct sockaddr *)&ss, s->host);
+    uint32_t from_host = sfl_hosts_add(&srv->hosts, s->host);
+    if (from_host == 0 || from_host > cfg->max_unauth_per_host) {
+        if (from_host)
+            sfl_hosts_remove(&srv->hosts, s->host);
+        refuse_busy(s, "%u connections of this host not yet authenticated "
+                    "(--max-unauth-per-host %u)", from_host ? from_host - 1 : 0,
+                    cfg->max_unauth_per_host);
+        uv_close((uv_handle_t *)&s->tcp, on_session_closed);
+        return;
+    }
+    s->closing = 0;
+    s->unauth = 1;
+    srv->n_unauth++;
+    uv_tcp_nodelay(&s->tcp, 1);
     session_read_start(s);
 }
 
@@ -1454,6 +1539,8 @@ static void on_sweep(uv_timer_t *t)
     const sfl_server_config *cfg = srv->cfg;
     const double now = sfl_now();
     const double silent = cfg->heartbeat_interval * cfg->heartbeat_misses;
+    if (srv->plog_dropped && now - srv->plog_t0 >= 1.0)
+        preauth_log_flush(srv, now);
     for (session *s = srv->sessions, *next; s; s = next) {
         next = s->next;
         if (s->closing) {
@@ -1464,9 +1551,10 @@ static void on_sweep(uv_timer_t *t)
         }
         if (s->state == SESS_HANDSHAKE || s->state == SESS_HELLO) {
             if (now - s->t_accept > cfg->handshake_timeout) {
-                sfl_warn("handshake_timeout", "addr=%s reason=\"no %s within %g s\"", s->addr,
-                         s->state == SESS_HANDSHAKE ? "handshake" : "hello",
-                         cfg->handshake_timeout);
+                if (preauth_log_ok(srv))
+                    sfl_warn("handshake_timeout", "addr=%s reason=\"no %s within %g s\"",
+                             s->addr, s->state == SESS_HANDSHAKE ? "handshake" : "hello",
+                             cfg->handshake_timeout);
                 session_close(s, 0);
             }
             continue;
@@ -1666,6 +1754,8 @@ static int load_all(server *srv, char *err, size_t errlen)
         sfl_warn("quorum_high", "quorum=%.0f min_clients=%u reason=\"a round opened with fewer "
                  "clients than the quorum cannot succeed\"", cfg->quorum, cfg->min_clients);
     /* every key that may ever connect, or a generous bound with open enrolment */
+    if (sfl_hosts_init(&srv->hosts, cfg->max_unauth) < 0)
+        return SFL_ENOMEM;
     if (sfl_ident_init(&srv->ident, cfg->open_enrolment ? (size_t)1 << 20 : srv->allow.n) < 0)
         return SFL_ENOMEM;
     if ((rc = sfl_model_create(&srv->model, cfg->model_spec, err, errlen)) < 0)
@@ -1787,6 +1877,7 @@ int sfl_server_run(const sfl_server_config *cfg, char *err, size_t errlen)
     sfl_model_free(&srv->model);
     sfl_allowlist_free(&srv->allow);
     sfl_ident_free(&srv->ident);
+    sfl_hosts_free(&srv->hosts);
     if (srv->s_key)
         sodium_free(srv->s_key);
     return srv->exit_code;

@@ -43,6 +43,7 @@ typedef struct {
     double cohort;                /* 0 = every ready client; < 1 a fraction; >= 1 a count */
     double handshake_timeout;     /* seconds from accept to a finished handshake and Hello */
     uint32_t max_unauth;          /* connections not yet authenticated, at most */
+    uint32_t max_unauth_per_host; /* the same from one host (IPv4 address, IPv6 /64) */
     double heartbeat_interval;    /* seconds */
     uint32_t heartbeat_misses;    /* silent intervals before a client is dropped */
     uint64_t write_hwm;           /* bytes queued to one peer before reading from it stops
@@ -66,6 +67,8 @@ int sfl_server_config_set(sfl_server_config *cfg, const char *name, const char *
 /* After every option is set: the mode's defaults for the options not given
  * (zo: model logreg, 100 rounds, lr 0.002, batch 64). */
 void sfl_server_config_finish(sfl_server_config *cfg);
+/* Options that contradict each other: SFL_EINVAL with a message. */
+int sfl_server_config_check(const sfl_server_config *cfg, char *err, size_t errlen);
 /* Run until training is over (0) or fails (negative; the reason is logged
  * and copied into err). */
 int sfl_server_run(const sfl_server_config *cfg, char *err, size_t errlen);

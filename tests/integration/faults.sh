@@ -71,6 +71,18 @@ wait_exit "$BP" 10 || fail "bad-update peer: $(cat "$T/badupd.out")"
 grep -q "update has 7851 values, model has 7850" "$T/server.log" || fail "bad update reason not logged"
 [ "$(csv_col "$T/bad.csv" clients)" = 1 ] || fail "round with one bad update: $(cat "$T/bad.csv")"
 
+# a session still joining when training ends is told so (TRAINING_OVER),
+# not just closed
+start_server --model logreg --rounds 2 --min-clients 1 --eval-limit 100
+peer joining c2 >"$T/joining.out" 2>&1 &
+JP=$!
+PIDS+=($JP)
+sleep 0.3
+start_client 0 1 --limit 300
+wait_exit "$CPID" 60 || fail "client: exit $?"
+wait_exit "$SPID" 30 || fail "server: exit $?"
+wait_exit "$JP" 10 || fail "the joining peer was not told training is over: $(cat "$T/joining.out")"
+
 # a quorum that cannot be met: retried, then the server exits non-zero with the reason
 start_server --model logreg --rounds 2 --min-clients 1 --quorum 1 --round-timeout 1 --retries 1
 peer silent c0 >"$T/silent.out" 2>&1 &

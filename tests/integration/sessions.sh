@@ -13,7 +13,8 @@ small=(--model logreg --eval-limit 500)
 #    train while 300 such sockets are held all along (each one the server
 #    closes is opened again)
 start_server --model mlp:784-64-10 --eval-limit 500 --rounds 8 --epochs 2 --min-clients 2 \
-    --quorum 2 --handshake-timeout 1 --max-unauth 400 --metrics-out "$T/flood.csv"
+    --quorum 2 --handshake-timeout 1 --max-unauth 400 --max-unauth-per-host 1000 \
+    --metrics-out "$T/flood.csv"
 peer idle c3 >"$T/idle.out" 2>&1 || fail "idle peer: $(cat "$T/idle.out")"
 grep -q "handshake_timeout" "$T/server.log" || fail "no handshake_timeout logged"
 peer flood:600 c3 >"$T/flood.out" 2>&1 || fail "flood peer"
@@ -57,6 +58,25 @@ grep -q "event=server_busy" "$T/c0.log" || fail "the client was not told the ser
 kill -TERM "$HP"
 wait_exit "$HP" 10 || fail "holding peer"
 wait_exit "$A" 60 || fail "client after a busy server: exit $?"
+wait_exit "$SPID" 30 || fail "server: exit $?"
+
+# 1c. one host cannot take every slot: 40 idle sockets from 127.0.0.2 get
+#     10 (--max-unauth-per-host), the rest are told the server is busy, and
+#     a client from 127.0.0.1 gets in at once
+start_server "${small[@]}" --rounds 1 --min-clients 1 --max-unauth 100 --max-unauth-per-host 10 \
+    --handshake-timeout 60
+SFL_PEER_SRC=127.0.0.2 "$BIN/tests/testpeer" "127.0.0.1:$PORT" "$T/server.key.pub" "$T/c3.key" \
+    hold:40:300 >"$T/hold2.out" 2>&1 &
+HP=$!
+PIDS+=($HP)
+for ((i = 0; i < 100; i++)); do grep -q "of this host not yet authenticated" "$T/server.log" && break; sleep 0.1; done
+grep -q "addr=127.0.0.2:[0-9]* reason=\"10 connections of this host not yet authenticated" "$T/server.log" ||
+    fail "the per-host cap did not act: $(grep connection_refused "$T/server.log" | head -n 2)"
+start_client 0 1 --limit 500 --reconnect-for 0; A=$CPID
+wait_exit "$A" 60 || fail "a client from another host: exit $? $(tail -n 2 "$T/c0.log")"
+grep -q "event=server_busy" "$T/c0.log" && fail "a client from another host was told the server is busy"
+kill -TERM "$HP"
+wait_exit "$HP" 10 || fail "holding peer from 127.0.0.2"
 wait_exit "$SPID" 30 || fail "server: exit $?"
 
 # 2. heartbeats: clients training for longer than the silence limit
@@ -127,22 +147,43 @@ wait_exit "$SPID" 30 || fail "server: exit $?"
 awk -F, 'NR > 1 && $3 > 2 { exit 1 }' "$T/k9.csv" || fail "a round counted the killed client twice"
 [ "$(tail -n 1 "$T/k9.csv" | cut -d, -f3)" = 2 ] || fail "the restarted client is not in the last round"
 
-# 6. the server goes away and comes back on the same port: the client
-#    reconnects with backoff and finishes the new run
-start_server "${small[@]}" --rounds 200 --min-clients 1 --quorum 1
+# 6. the server goes away and comes back on the same port, twice: the
+#    client reconnects with backoff each time (the --reconnect-for budget
+#    starts afresh with each outage), and while it is away, a server that
+#    drops its handshakes (here: one whose allow-list lacks the key) does not
+#    end a client that has been welcomed before
+start_server "${small[@]}" --rounds 100000 --min-clients 1 --quorum 1
 OLDPORT=$PORT
-start_client 0 1 --limit 500 --reconnect-for 30; A=$CPID
+start_client 0 1 --limit 500 --reconnect-for 4; A=$CPID
 for ((i = 0; i < 100; i++)); do grep -q "round=3" "$T/server.log" && break; sleep 0.1; done
 kill -9 "$SPID"
-sleep 1
+t_lost=$(date +%s)
+grep -v "$(cat "$T/c0.key.pub")" "$T/allow" >"$T/allow-no-c0"
+"$BIN/seedfl-server" --listen "127.0.0.1:$OLDPORT" --key "$T/server.key" --allow "$T/allow-no-c0" \
+    --data "$DATA" "${small[@]}" --rounds 2 --min-clients 1 >"$T/server1b.out" 2>"$T/server1b.log" &
+S1B=$!
+PIDS+=($S1B)
+for ((i = 0; i < 100; i++)); do grep -q "client key not on the allow-list" "$T/server1b.log" && break; sleep 0.1; done
+grep -q "client key not on the allow-list" "$T/server1b.log" || fail "the client never tried the refusing server"
+kill -9 "$S1B"
+wait "$S1B" 2>/dev/null
 "$BIN/seedfl-server" --listen "127.0.0.1:$OLDPORT" --key "$T/server.key" --allow "$T/allow" \
-    --data "$DATA" "${small[@]}" --rounds 2 --min-clients 1 >"$T/server2.out" 2>"$T/server2.log" &
+    --data "$DATA" "${small[@]}" --rounds 100000 --min-clients 1 >"$T/server2.out" 2>"$T/server2.log" &
 S2=$!
 PIDS+=($S2)
-wait_exit "$A" 60 || fail "client did not finish after the server came back: exit $?"
-grep -q "connection_lost" "$T/c0.log" || fail "no reconnection attempt logged"
-grep -q "event=rejoined" "$T/c0.log" || fail "client did not rejoin"
-wait_exit "$S2" 30 || fail "second server: exit $?"
+for ((i = 0; i < 200; i++)); do grep -q "round=3" "$T/server2.log" && break; sleep 0.1; done
+grep -q "round=3" "$T/server2.log" || fail "the client did not rejoin the restarted server: $(tail -n 3 "$T/c0.log")"
+# the second outage starts after the first one's budget (4 s) has run out
+while [ $(($(date +%s) - t_lost)) -le 5 ]; do sleep 0.2; done
+kill -9 "$S2"
+sleep 0.5
+"$BIN/seedfl-server" --listen "127.0.0.1:$OLDPORT" --key "$T/server.key" --allow "$T/allow" \
+    --data "$DATA" "${small[@]}" --rounds 2 --min-clients 1 >"$T/server3.out" 2>"$T/server3.log" &
+S3=$!
+PIDS+=($S3)
+wait_exit "$A" 60 || fail "client did not finish after the second restart: exit $? $(tail -n 2 "$T/c0.log")"
+[ "$(grep -c "event=rejoined" "$T/c0.log")" -ge 2 ] || fail "client did not rejoin twice"
+wait_exit "$S3" 30 || fail "third server: exit $?"
 
 # 7. a peer that never reads its replies is paused, then closed; the round
 #    goes on with the others

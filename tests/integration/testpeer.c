@@ -201,9 +201,23 @@ static double now_s(void)
 /* n extra connections: the odd ones send random bytes now and then, the
  * even ones nothing. Held until the server has closed them all or limit_s
  * passed; prints how many it closed and how fast. */
+/* The flood's sockets come from SFL_PEER_SRC (an IPv4 address such as
+ * 127.0.0.2) when it is set, so that a test can tell hosts apart on
+ * loopback. */
 static int open_socket(const struct sockaddr_in *sa)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    const char *src = getenv("SFL_PEER_SRC");
+    if (fd >= 0 && src && *src) {
+        struct sockaddr_in from;
+        memset(&from, 0, sizeof from);
+        from.sin_family = AF_INET;
+        if (inet_pton(AF_INET, src, &from.sin_addr) != 1 ||
+            bind(fd, (struct sockaddr *)&from, sizeof from) < 0) {
+            close(fd);
+            return -1;
+        }
+    }
     if (fd < 0 || connect(fd, (const struct sockaddr *)sa, sizeof *sa) < 0) {
         if (fd >= 0)
             close(fd);
@@ -423,6 +437,17 @@ static int scenario(const char *name)
     }
     if (hello(SFL_PROTOCOL_VERSION) < 0)
         return die("hello");
+    if (!strcmp(name, "joining")) {
+        /* welcomed, never ready (a client still loading its data): when
+         * training ends the server must say so, not just close */
+        Seedfl__Envelope *e = NULL;
+        if (sfl_conn_recv(&conn, &e) < 0 || e->msg_case != SEEDFL__ENVELOPE__MSG_WELCOME)
+            return die("expected a welcome");
+        seedfl__envelope__free_unpacked(e, NULL);
+        Seedfl__Error__Code code = SEEDFL__ERROR__CODE__UNKNOWN;
+        int rc = expect_close(60000, &code);
+        return rc || code != SEEDFL__ERROR__CODE__TRAINING_OVER;
+    }
     if (join() < 0)
         return 1;
     uint32_t round = 0, attempt = 0;
