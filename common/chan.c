@@ -233,10 +233,8 @@ int sfl_chan_server_reply(sfl_chan *c, uint8_t *out, size_t *out_len)
     return rc < 0 ? rc : sfl_chan_server_open(c);
 }
 
-int sfl_chan_seal(sfl_chan *c, const Seedfl__Envelope *env, uint8_t **out, size_t *out_len)
+int sfl_chan_pack(const Seedfl__Envelope *env, uint8_t **out, size_t *out_len)
 {
-    if (c->state != SFL_CHAN_OPEN)
-        return SFL_EPROTO;
     size_t n = seedfl__envelope__get_packed_size(env);
     if (n > SFL_ENVELOPE_MAX)
         return SFL_ETOOBIG;
@@ -244,14 +242,40 @@ int sfl_chan_seal(sfl_chan *c, const Seedfl__Envelope *env, uint8_t **out, size_
     uint8_t *buf = malloc(total);
     if (!buf)
         return SFL_ENOMEM;
+    seedfl__envelope__pack(env, buf + SFL_FRAME_HDR);
+    *out = buf;
+    *out_len = total;
+    return 0;
+}
+
+int sfl_chan_seal_packed(sfl_chan *c, uint8_t *buf, size_t len)
+{
+    if (c->state != SFL_CHAN_OPEN)
+        return SFL_EPROTO;
+    if (len < SFL_FRAME_HDR + SFL_TAG_LEN)
+        return SFL_EINVAL;
+    size_t n = len - SFL_FRAME_HDR - SFL_TAG_LEN;
     uint8_t *body = buf + SFL_FRAME_HDR;
-    seedfl__envelope__pack(env, body);
     int rc = sfl_cipher_encrypt(&c->keys->tx, NULL, 0, body, n, body);
-    if (rc < 0) {
+    if (rc < 0)
+        return rc;
+    sfl_frame_put_header(buf, (uint32_t)(n + SFL_TAG_LEN));
+    return 0;
+}
+
+int sfl_chan_seal(sfl_chan *c, const Seedfl__Envelope *env, uint8_t **out, size_t *out_len)
+{
+    if (c->state != SFL_CHAN_OPEN)
+        return SFL_EPROTO;
+    uint8_t *buf;
+    size_t total;
+    int rc = sfl_chan_pack(env, &buf, &total);
+    if (rc < 0)
+        return rc;
+    if ((rc = sfl_chan_seal_packed(c, buf, total)) < 0) {
         free(buf);
         return rc;
     }
-    sfl_frame_put_header(buf, (uint32_t)(n + SFL_TAG_LEN));
     *out = buf;
     *out_len = total;
     return 0;

@@ -69,6 +69,15 @@ int sfl_chan_server_open(sfl_chan *c);
 /* Pack, encrypt and frame an envelope; *out is malloc'd (caller frees).
  * SFL_ETOOBIG when the envelope does not fit in one frame. */
 int sfl_chan_seal(sfl_chan *c, const Seedfl__Envelope *env, uint8_t **out, size_t *out_len);
+/* The same in two steps, for a sender that holds messages back: the nonce
+ * is taken when a frame is sealed, so frames must be sealed in the order
+ * they are sent. sfl_chan_pack packs an envelope into a malloc'd frame
+ * (*out_len bytes: header, envelope, room for the tag) without touching a
+ * channel; sfl_chan_seal_packed encrypts such a frame in place and writes
+ * its header. SFL_ETOOBIG as above; SFL_EPROTO before the handshake is
+ * done. */
+int sfl_chan_pack(const Seedfl__Envelope *env, uint8_t **out, size_t *out_len);
+int sfl_chan_seal_packed(sfl_chan *c, uint8_t *buf, size_t len);
 /* Decrypt a frame body in place and unpack it; free *env with
  * seedfl__envelope__free_unpacked(*env, NULL). SFL_ECRYPTO on a bad tag
  * (tampered, replayed or reordered frame), SFL_EFORMAT on a bad envelope. */

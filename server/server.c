@@ -29,6 +29,11 @@
 #define LINGER_S 2.0    /* how long a closing session drains its peer's input */
 enum { CLOSE_NOW = 0, CLOSE_FLUSH = 1, CLOSE_LINGER = 2 };
 #define CHUNK_FLOATS (SFL_CHUNK_BYTES / 4)
+/* A model download is encrypted a chunk at a time while less than this (or
+ * --write-hwm, when smaller) of the session's writes waits in memory, so a
+ * peer that reads slowly, or not at all, holds about one window of it
+ * instead of a whole encrypted copy of the model. */
+#define STREAM_WINDOW ((size_t)256 * 1024)
 
 enum sess_state {
     SESS_HANDSHAKE, /* waiting for Noise message 1 */
@@ -42,6 +47,30 @@ enum sub_state { SUB_NONE, SUB_RECEIVING, SUB_DONE, SUB_INVALID };
 enum round_state { ROUND_WAITING, ROUND_OPEN, ROUND_AGGREGATING, ROUND_FINISHED };
 
 struct server;
+
+/* The model of one version as sent (float32 little endian), shared by every
+ * download of it: made when an open round first needs it, immutable, held
+ * by the server while that round is open and by each download of it in
+ * progress, and freed with the last of them: a slow download keeps its
+ * version's bytes while the server moves on, and no copy waits through the
+ * aggregation once every client has its model. Loop thread only. */
+typedef struct {
+    unsigned refs;
+    uint64_t version;
+    size_t nparams;
+    uint8_t le[];
+} model_snap;
+
+/* What a session still has to send behind a model download, in order:
+ * either the rest of a download (snap set) or one message, packed but not
+ * yet sealed, so that it takes its nonce only when its turn comes. */
+typedef struct out_item {
+    struct out_item *next;
+    model_snap *snap;   /* a download: its model, and the next parameter to send */
+    size_t off;
+    uint8_t *buf;       /* a message: its frame, sealed in place when written */
+    size_t len;
+} out_item;
 
 typedef struct session {
     uv_tcp_t tcp;
@@ -72,6 +101,13 @@ typedef struct session {
     uint8_t host[16];       /* source host (hosts.h), counted while unauth */
     int hs_job;             /* a handshake job (hs_work) holds the channel */
     int orphan;             /* closed while that job ran: the job frees the session */
+    size_t inflight;        /* bytes handed to uv_write whose callback has not run */
+    /* held back behind a model download (nothing while out_head is NULL) */
+    out_item *out_head, *out_tail;
+    size_t out_msg_bytes;   /* frames of the messages held back */
+    size_t out_model_bytes; /* model bytes still to send */
+    int shutdown_pending;   /* closing with a flush: shut down once all of it is written */
+    double flush_until;     /* ... or close outright then: the peer is not taking it */
 } session;
 
 typedef struct {
@@ -106,6 +142,9 @@ typedef struct server {
     uint64_t refused_unauth;/* closed at once: too many unauthenticated */
     sfl_ident_table ident;  /* per key: last handshake timestamp, live session */
     size_t write_hwm;
+    size_t window;          /* STREAM_WINDOW, or write_hwm when smaller */
+    model_snap *snap;       /* the latest model made for sending, while anyone holds it */
+    int snap_held;          /* ... the server among them (until the round closes) */
     uint8_t *readbuf;
     FILE *metrics;
 
@@ -153,6 +192,7 @@ static void round_check(server *srv);
 static void session_close(session *s, int flush);
 static void session_abort(session *s, Seedfl__Error__Code code, const char *why);
 static void session_read_start(session *s);
+static void session_shutdown(session *s);
 static void on_session_closed(uv_handle_t *h);
 static void session_send_error(session *s, Seedfl__Error__Code code, uint32_t round,
                                const char *msg);
@@ -242,68 +282,281 @@ static void server_fail(server *srv, const char *fmt, ...)
 
 /* ---------- writing ---------- */
 
-static void on_write(uv_write_t *req, int status)
+static void snap_release(server *srv, model_snap *m)
 {
-    write_req *w = (write_req *)req;
-    session *s = req->handle->data; /* freed only after its close callback, later */
-    if (status < 0 && status != UV_ECANCELED) {
-        sfl_warn("write_failed", "peer=%s error=\"%s\"", s->id[0] ? s->id : s->addr,
-                 uv_strerror(status));
-        session_close(s, 0);
+    if (!m || --m->refs > 0)
+        return;
+    if (srv->snap == m)
+        srv->snap = NULL;
+    free(m);
+}
+
+/* The round no longer makes downloads: its model goes with the last one. */
+static void snap_unhold(server *srv)
+{
+    if (srv->snap_held) {
+        srv->snap_held = 0;
+        snap_release(srv, srv->snap);
     }
-    free(w->data);
-    free(w);
-    /* the peer caught up: read from it again */
+}
+
+/* The current version's model as sent, with a reference for the caller.
+ * Called only while a round is open, when no aggregation job is changing
+ * the parameters. */
+static model_snap *snap_current(server *srv)
+{
+    if (!srv->snap || srv->snap->version != srv->version) {
+        /* an older version's stays with the downloads that hold it */
+        snap_unhold(srv);
+        const size_t n = srv->model.nparams;
+        model_snap *m = malloc(sizeof *m + n * 4);
+        if (!m)
+            return NULL;
+        m->refs = 0;
+        m->version = srv->version;
+        m->nparams = n;
+        sfl_floats_to_le(m->le, srv->model.params, n);
+        srv->snap = m;
+    }
+    if (!srv->snap_held) {
+        /* one copy for every download of the round, not one per fast client */
+        srv->snap->refs++;
+        srv->snap_held = 1;
+    }
+    srv->snap->refs++;
+    return srv->snap;
+}
+
+static void out_free(server *srv, out_item *it)
+{
+    snap_release(srv, it->snap);
+    free(it->buf);
+    free(it);
+}
+
+static void out_push(session *s, out_item *it)
+{
+    it->next = NULL;
+    if (s->out_tail)
+        s->out_tail->next = it;
+    else
+        s->out_head = it;
+    s->out_tail = it;
+}
+
+static void out_pop(session *s)
+{
+    out_item *it = s->out_head;
+    s->out_head = it->next;
+    if (!s->out_head)
+        s->out_tail = NULL;
+    it->buf = NULL; /* written: the write request owns the frame now */
+    out_free(s->srv, it);
+}
+
+/* Bytes this session holds in memory for its peer, and what it owes it:
+ * those plus the rest of its model downloads, which are not in memory. */
+static size_t session_queued(session *s)
+{
+    return s->inflight + s->out_msg_bytes;
+}
+
+static size_t session_owed(session *s)
+{
+    return session_queued(s) + s->out_model_bytes;
+}
+
+/* A peer that does not read its replies gets no more of our attention
+ * until it does; one that stays behind is closed by the sweep. What it is
+ * owed counts, not what is in memory: a download counts in full. */
+static void session_check_hwm(session *s)
+{
+    if (!s->reading || s->closing || session_owed(s) <= s->srv->write_hwm)
+        return;
+    uv_read_stop((uv_stream_t *)&s->tcp);
+    s->reading = 0;
+    s->over_hwm_since = sfl_now();
+    sfl_info("peer_throttled", "peer=%s queued=%zu owed=%zu", s->id[0] ? s->id : s->addr,
+             session_queued(s), session_owed(s));
+}
+
+static void on_write(uv_write_t *req, int status);
+
+/* Write len bytes (taking ownership of the malloc'd buffer). What the
+ * socket takes at once is freed at once: a buffer handed to uv_write lives
+ * until its callback, after this loop iteration, so a broadcast to many
+ * fast peers would otherwise hold every peer's window at the same time. An
+ * error is left to uv_write to report, as for any write. */
+static int queue_write(session *s, uint8_t *data, size_t len)
+{
+    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+    int n = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+    size_t done = n > 0 ? (size_t)n : 0;
+    if (done < len) {
+        write_req *w = malloc(sizeof *w);
+        if (!w) {
+            free(data);
+            return SFL_ENOMEM;
+        }
+        w->data = data;
+        w->len = len - done;
+        b = uv_buf_init((char *)data + done, (unsigned)(len - done));
+        if (uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, on_write) < 0) {
+            free(data);
+            free(w);
+            return SFL_EIO;
+        }
+        s->inflight += w->len;
+    } else {
+        free(data);
+    }
+    s->srv->bytes_out += len;
+    s->last_tx = sfl_now();
+    return 0;
+}
+
+/* Close at once, even a session already closing with a flush. */
+static void session_kill(session *s)
+{
+    if (!s->closing)
+        session_close(s, CLOSE_NOW);
+    else if (!uv_is_closing((uv_handle_t *)&s->tcp))
+        uv_close((uv_handle_t *)&s->tcp, on_session_closed);
+}
+
+/* Seal the next chunk of the download at the head of the queue. */
+static int seal_chunk(session *s, out_item *it, uint8_t **buf, size_t *len)
+{
+    const model_snap *m = it->snap;
+    size_t cnt = m->nparams - it->off < CHUNK_FLOATS ? m->nparams - it->off : CHUNK_FLOATS;
+    Seedfl__ModelChunk mc = SEEDFL__MODEL_CHUNK__INIT;
+    mc.version = m->version;
+    mc.offset = it->off;
+    mc.total = m->nparams;
+    mc.data.data = (uint8_t *)m->le + it->off * 4;
+    mc.data.len = cnt * 4;
+    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
+    env.msg_case = SEEDFL__ENVELOPE__MSG_MODEL_CHUNK;
+    env.model_chunk = &mc;
+    int rc = sfl_chan_seal(&s->chan, &env, buf, len);
+    if (rc == 0) {
+        it->off += cnt;
+        s->out_model_bytes -= cnt * 4;
+    }
+    return rc;
+}
+
+/* The peer caught up: read from it again. */
+static void session_maybe_resume(session *s)
+{
     if (!s->closing && !s->reading && s->state != SESS_HANDSHAKE &&
-        uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) < s->srv->write_hwm / 2) {
+        session_owed(s) < s->srv->write_hwm / 2) {
         s->over_hwm_since = 0;
         session_read_start(s);
     }
 }
 
-/* Queue len bytes of data (taking ownership of the malloc'd buffer). */
+/* Write what is held back, in order, while less than the window waits in
+ * memory: chunks of a download are sealed only now, and so is each message
+ * behind it, so the nonces follow the order on the wire. Runs again from
+ * on_write as the writes drain; a session closing with a flush shuts down
+ * once everything is out. */
+static void session_pump(session *s)
+{
+    while (s->out_head && !uv_is_closing((uv_handle_t *)&s->tcp) &&
+           s->inflight < s->srv->window) {
+        out_item *it = s->out_head;
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        int rc;
+        if (it->snap) {
+            rc = seal_chunk(s, it, &buf, &len);
+            if (rc == 0 && it->off == it->snap->nparams) {
+                sfl_debug("model_sent", "peer=%s version=%" PRIu64 " bytes=%zu", s->id,
+                          it->snap->version, it->snap->nparams * 4);
+                out_pop(s);
+            }
+        } else {
+            buf = it->buf;
+            len = it->len;
+            s->out_msg_bytes -= len;
+            out_pop(s);
+            if ((rc = sfl_chan_seal_packed(&s->chan, buf, len)) < 0)
+                free(buf);
+        }
+        if (rc == 0)
+            rc = queue_write(s, buf, len);
+        if (rc < 0) {
+            sfl_warn("write_failed", "peer=%s error=\"%s\"", s->id, sfl_strerror(rc));
+            session_kill(s);
+            return;
+        }
+    }
+    if (!s->out_head && s->shutdown_pending) {
+        s->shutdown_pending = 0;
+        session_shutdown(s);
+    }
+    session_maybe_resume(s);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    write_req *w = (write_req *)req;
+    session *s = req->handle->data; /* freed only after its close callback, later */
+    s->inflight -= w->len;
+    free(w->data);
+    free(w);
+    if (status < 0 && status != UV_ECANCELED) {
+        sfl_warn("write_failed", "peer=%s error=\"%s\"", s->id[0] ? s->id : s->addr,
+                 uv_strerror(status));
+        session_kill(s);
+    }
+    if (!uv_is_closing((uv_handle_t *)&s->tcp))
+        session_pump(s);
+}
+
+/* Queue len bytes of data (taking ownership of the malloc'd buffer); only
+ * while nothing is held back, which would have to go first. */
 static int session_send_raw(session *s, uint8_t *data, size_t len)
 {
     if (s->closing) {
         free(data);
         return SFL_ECLOSED;
     }
-    write_req *w = malloc(sizeof *w);
-    if (!w) {
-        free(data);
-        return SFL_ENOMEM;
-    }
-    w->data = data;
-    w->len = len;
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-    int rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, on_write);
-    if (rc < 0) {
-        free(data);
-        free(w);
-        return SFL_EIO;
-    }
-    s->srv->bytes_out += len;
-    s->last_tx = sfl_now();
-    /* a peer that does not read its replies gets no more of our attention
-     * until it does; one that stays behind is closed by the sweep */
-    if (s->reading && uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) > s->srv->write_hwm) {
-        uv_read_stop((uv_stream_t *)&s->tcp);
-        s->reading = 0;
-        s->over_hwm_since = s->last_tx;
-        sfl_info("peer_throttled", "peer=%s queued=%zu", s->id[0] ? s->id : s->addr,
-                 uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp));
-    }
-    return 0;
+    int rc = queue_write(s, data, len);
+    if (rc == 0)
+        session_check_hwm(s);
+    return rc;
 }
 
+/* Seal and queue a message, or, behind a model download, hold it back
+ * packed until the download and everything before it are written. */
 static int session_send(session *s, const Seedfl__Envelope *env)
 {
     uint8_t *buf;
     size_t len;
-    int rc = sfl_chan_seal(&s->chan, env, &buf, &len);
-    if (rc < 0)
+    int rc;
+    if (s->closing)
+        return SFL_ECLOSED;
+    if (!s->out_head) {
+        if ((rc = sfl_chan_seal(&s->chan, env, &buf, &len)) < 0)
+            return rc;
+        return session_send_raw(s, buf, len);
+    }
+    if ((rc = sfl_chan_pack(env, &buf, &len)) < 0)
         return rc;
-    return session_send_raw(s, buf, len);
+    out_item *it = calloc(1, sizeof *it);
+    if (!it) {
+        free(buf);
+        return SFL_ENOMEM;
+    }
+    it->buf = buf;
+    it->len = len;
+    out_push(s, it);
+    s->out_msg_bytes += len;
+    s->last_tx = sfl_now();
+    session_check_hwm(s);
+    return 0;
 }
 
 static void session_send_error(session *s, Seedfl__Error__Code code, uint32_t round,
@@ -321,6 +574,20 @@ static void session_send_error(session *s, Seedfl__Error__Code code, uint32_t ro
 
 /* ---------- session lifetime ---------- */
 
+/* A closed session's memory, with what it still held back (a download's
+ * reference to its model among it). */
+static void session_free(session *s)
+{
+    while (s->out_head) {
+        out_item *it = s->out_head;
+        s->out_head = it->next;
+        out_free(s->srv, it);
+    }
+    sfl_chan_free(&s->chan);
+    free(s->upd);
+    free(s);
+}
+
 static void on_session_closed(uv_handle_t *h)
 {
     session *s = h->data;
@@ -336,9 +603,7 @@ static void on_session_closed(uv_handle_t *h)
         s->orphan = 1;
         return;
     }
-    sfl_chan_free(&s->chan);
-    free(s->upd);
-    free(s);
+    session_free(s);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -364,11 +629,26 @@ static void unauth_leave(session *s)
     sfl_hosts_remove(&s->srv->hosts, s->host);
 }
 
+/* Half-close once the write queue has drained (on_shutdown closes). */
+static void session_shutdown(session *s)
+{
+    shutdown_req *sr = malloc(sizeof *sr);
+    if (sr) {
+        sr->s = s;
+        if (uv_shutdown(&sr->req, (uv_stream_t *)&s->tcp, on_shutdown) == 0)
+            return;
+        free(sr);
+    }
+    uv_close((uv_handle_t *)&s->tcp, on_session_closed);
+}
+
 /* Leave the round (if in it) and close. CLOSE_FLUSH: queued writes go out
- * first. CLOSE_LINGER: also keep reading (and dropping) what the peer still
- * sends until it closes or LINGER_S passes, so that its in-flight data does
- * not turn our close into a reset that destroys our last frame (the error
- * that tells it why) before it reads it. Freed only in the close callback. */
+ * first, a model download in progress and what waits behind it included
+ * (unless the peer does not take them within --slow-timeout). CLOSE_LINGER:
+ * also keep reading (and dropping) what the peer still sends until it
+ * closes or LINGER_S passes, so that its in-flight data does not turn our
+ * close into a reset that destroys our last frame (the error that tells it
+ * why) before it reads it. Freed only in the close callback. */
 static void session_close(session *s, int flush)
 {
     if (s->closing)
@@ -402,16 +682,15 @@ static void session_close(session *s, int flush)
         if (srv->state == ROUND_OPEN && !srv->stopping)
             round_check(srv);
     }
-    if (flush) {
-        shutdown_req *sr = malloc(sizeof *sr);
-        if (sr) {
-            sr->s = s;
-            if (uv_shutdown(&sr->req, (uv_stream_t *)&s->tcp, on_shutdown) == 0)
-                return;
-            free(sr);
-        }
+    if (flush && s->out_head) {
+        /* session_pump shuts down once it is all out */
+        s->shutdown_pending = 1;
+        s->flush_until = sfl_now() + srv->cfg->slow_timeout;
+    } else if (flush) {
+        session_shutdown(s);
+    } else {
+        uv_close((uv_handle_t *)&s->tcp, on_session_closed);
     }
-    uv_close((uv_handle_t *)&s->tcp, on_session_closed);
 }
 
 /* ---------- rounds ---------- */
@@ -465,34 +744,30 @@ static void sub_accept(session *s, float *delta, uint8_t *zo, size_t zo_len, uin
     round_check(srv);
 }
 
+/* Queue the current model for this session: a reference to the shared
+ * snapshot and a cursor, not the chunks; session_pump seals them as the
+ * peer takes them, and whatever is sent to the session from now on waits
+ * behind them. */
 static void send_model(session *s, server *srv)
 {
-    const size_t n = srv->model.nparams;
-    Seedfl__ModelChunk mc = SEEDFL__MODEL_CHUNK__INIT;
-    Seedfl__Envelope env = SEEDFL__ENVELOPE__INIT;
-    env.msg_case = SEEDFL__ENVELOPE__MSG_MODEL_CHUNK;
-    env.model_chunk = &mc;
-    uint8_t *tmp = malloc(SFL_CHUNK_BYTES);
-    if (!tmp) {
-        session_close(s, 0);
+    if (s->closing)
+        return;
+    model_snap *m = snap_current(srv);
+    out_item *it = m ? calloc(1, sizeof *it) : NULL;
+    if (!it) {
+        snap_release(srv, m);
+        sfl_warn("session_closed", "peer=%s reason=\"out of memory for the model download\"",
+                 s->id);
+        session_close(s, CLOSE_NOW);
         return;
     }
-    for (size_t off = 0; off < n; off += CHUNK_FLOATS) {
-        size_t cnt = n - off < CHUNK_FLOATS ? n - off : CHUNK_FLOATS;
-        sfl_floats_to_le(tmp, srv->model.params + off, cnt);
-        mc.version = srv->version;
-        mc.offset = off;
-        mc.total = n;
-        mc.data.data = tmp;
-        mc.data.len = cnt * 4;
-        if (session_send(s, &env) < 0) {
-            free(tmp);
-            session_close(s, 0);
-            return;
-        }
-    }
-    free(tmp);
+    it->snap = m;
+    out_push(s, it);
+    s->out_model_bytes += m->nparams * 4;
     s->model_version = srv->version;
+    s->last_tx = sfl_now();
+    session_pump(s);
+    session_check_hwm(s);
 }
 
 static void send_task(session *s, server *srv)
@@ -860,6 +1135,7 @@ static void agg_done(uv_work_t *req, int status)
 static void round_close(server *srv)
 {
     uv_timer_stop(&srv->deadline_timer);
+    snap_unhold(srv);
     uint32_t need = quorum_needed(srv);
     if (srv->received < need) {
         sfl_warn("quorum_missed", "round=%u attempt=%u received=%u needed=%u cohort=%u",
@@ -1277,9 +1553,7 @@ static void hs_done(uv_work_t *req, int status)
     s->hs_job = 0;
     if (s->orphan) {
         /* closed while the job ran: on_session_closed left the freeing to us */
-        sfl_chan_free(&s->chan);
-        free(s->upd);
-        free(s);
+        session_free(s);
     } else if (status < 0 || s->closing) {
         session_close(s, 0);
     } else {
@@ -1544,9 +1818,17 @@ static void on_sweep(uv_timer_t *t)
     for (session *s = srv->sessions, *next; s; s = next) {
         next = s->next;
         if (s->closing) {
-            if (s->linger_until > 0 && now > s->linger_until &&
-                !uv_is_closing((uv_handle_t *)&s->tcp))
+            if (uv_is_closing((uv_handle_t *)&s->tcp))
+                continue;
+            if (s->shutdown_pending && now > s->flush_until) {
+                /* what it is owed would hold its model's version alive */
+                sfl_warn("slow_reader", "peer=%s queued=%zu owed=%zu reason=\"closing, and not "
+                         "taking the rest of its download within %g s\"", s->id,
+                         session_queued(s), session_owed(s), cfg->slow_timeout);
                 uv_close((uv_handle_t *)&s->tcp, on_session_closed);
+            } else if (s->linger_until > 0 && now > s->linger_until) {
+                uv_close((uv_handle_t *)&s->tcp, on_session_closed);
+            }
             continue;
         }
         if (s->state == SESS_HANDSHAKE || s->state == SESS_HELLO) {
@@ -1560,8 +1842,8 @@ static void on_sweep(uv_timer_t *t)
             continue;
         }
         if (s->over_hwm_since > 0 && now - s->over_hwm_since > cfg->slow_timeout) {
-            sfl_warn("slow_reader", "peer=%s queued=%zu reason=\"over the write high-water "
-                     "mark for %g s\"", s->id, uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp),
+            sfl_warn("slow_reader", "peer=%s queued=%zu owed=%zu reason=\"over the write "
+                     "high-water mark for %g s\"", s->id, session_queued(s), session_owed(s),
                      cfg->slow_timeout);
             session_close(s, 0);
             continue;
@@ -1575,7 +1857,8 @@ static void on_sweep(uv_timer_t *t)
             session_close(s, 1);
             continue;
         }
-        if (now - s->last_tx >= cfg->heartbeat_interval)
+        /* behind a download a heartbeat would only wait with the rest */
+        if (now - s->last_tx >= cfg->heartbeat_interval && !s->out_head)
             send_heartbeat(s);
     }
 }
@@ -1763,6 +2046,7 @@ static int load_all(server *srv, char *err, size_t errlen)
     sfl_model_init(&srv->model, cfg->seed);
     srv->write_hwm = cfg->write_hwm ? (size_t)cfg->write_hwm
                                     : 2 * srv->model.nparams * sizeof(float) + ((size_t)1 << 20);
+    srv->window = srv->write_hwm < STREAM_WINDOW ? srv->write_hwm : STREAM_WINDOW;
     sfl_params_digest(srv->model.params, srv->model.nparams, srv->digest);
     size_t n = 0;
     if ((rc = sfl_data_count(cfg->data_dir, "t10k", &n, err, errlen)) < 0)
@@ -1869,6 +2153,7 @@ int sfl_server_run(const sfl_server_config *cfg, char *err, size_t errlen)
     free(srv->acc);
     free(srv->readbuf);
     subs_reset(srv);
+    snap_unhold(srv);
     free(srv->zo_w);
     free(srv->zo_sums);
     free(srv->zo_seeds);

@@ -46,7 +46,8 @@ typedef struct {
     uint32_t max_unauth_per_host; /* the same from one host (IPv4 address, IPv6 /64) */
     double heartbeat_interval;    /* seconds */
     uint32_t heartbeat_misses;    /* silent intervals before a client is dropped */
-    uint64_t write_hwm;           /* bytes queued to one peer before reading from it stops
+    uint64_t write_hwm;           /* bytes owed to one peer (queued, and the rest of a
+                                     model download) past which reading from it stops
                                      (0 = twice the model plus 1 MiB) */
     double slow_timeout;          /* seconds a peer may stay over the high-water mark */
     unsigned set;                 /* SFL_SET_* bits: options given explicitly */
