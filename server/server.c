@@ -27,6 +27,7 @@
 #define READ_BUF_SIZE (64 * 1024)
 #define REPLAY_MEMORY 8 /* recent frame digests kept to tell a replay from tampering */
 #define LINGER_S 2.0    /* how long a closing session drains its peer's input */
+#define STOP_GRACE_S 5.0 /* how long a stopping server waits for its last writes */
 enum { CLOSE_NOW = 0, CLOSE_FLUSH = 1, CLOSE_LINGER = 2 };
 #define CHUNK_FLOATS (SFL_CHUNK_BYTES / 4)
 /* A model download is encrypted a chunk at a time while less than this (or
@@ -126,6 +127,7 @@ typedef struct server {
     uv_loop_t *loop;
     uv_tcp_t listener;
     uv_timer_t wait_timer, deadline_timer, sweep_timer;
+    uv_timer_t stop_timer;  /* after server_stop: the last sessions' grace */
     uv_signal_t sigterm, sigint;
     uv_work_t work;
     sfl_keypair *s_key; /* sodium_malloc'd */
@@ -234,7 +236,26 @@ static void close_if_active(uv_handle_t *h)
         uv_close(h, NULL);
 }
 
-/* Stop everything: sessions are flushed and closed, then the loop ends. */
+/* The grace after server_stop is over: a session still flushing (a peer
+ * that does not read) is closed as it is, so that the server exits. */
+static void on_stop_grace(uv_timer_t *t)
+{
+    server *srv = t->data;
+    size_t n = 0;
+    for (session *s = srv->sessions; s; s = s->next) {
+        if (!uv_is_closing((uv_handle_t *)&s->tcp)) {
+            uv_close((uv_handle_t *)&s->tcp, on_session_closed);
+            n++;
+        }
+    }
+    if (n)
+        sfl_warn("stop_forced", "sessions=%zu reason=\"their peers took nothing for %g s\"", n,
+                 STOP_GRACE_S);
+    close_if_active((uv_handle_t *)t);
+}
+
+/* Stop everything: sessions are flushed and closed, then the loop ends
+ * (within STOP_GRACE_S, whatever the peers do). */
 static void server_stop(server *srv, int code)
 {
     if (srv->stopping)
@@ -267,6 +288,9 @@ static void server_stop(server *srv, int code)
         else
             session_close(s, CLOSE_FLUSH);
     }
+    /* does not keep the loop alive by itself; closed after uv_run if unused */
+    uv_timer_start(&srv->stop_timer, on_stop_grace, (uint64_t)(STOP_GRACE_S * 1000), 0);
+    uv_unref((uv_handle_t *)&srv->stop_timer);
 }
 
 static void server_fail(server *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -2118,6 +2142,8 @@ int sfl_server_run(const sfl_server_config *cfg, char *err, size_t errlen)
     uv_timer_init(&loop, &srv->wait_timer);
     uv_timer_init(&loop, &srv->deadline_timer);
     uv_timer_init(&loop, &srv->sweep_timer);
+    uv_timer_init(&loop, &srv->stop_timer);
+    srv->stop_timer.data = srv;
     srv->wait_timer.data = srv->deadline_timer.data = srv->sweep_timer.data = srv;
     uv_signal_init(&loop, &srv->sigterm);
     uv_signal_init(&loop, &srv->sigint);
@@ -2144,6 +2170,8 @@ int sfl_server_run(const sfl_server_config *cfg, char *err, size_t errlen)
         uv_timer_start(&srv->sweep_timer, on_sweep, ms ? ms : 1, ms ? ms : 1);
         round_maybe_start(srv);
     }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    close_if_active((uv_handle_t *)&srv->stop_timer);
     uv_run(&loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&loop) != 0)
         sfl_warn("loop_close", "reason=\"handles still open\"");

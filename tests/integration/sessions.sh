@@ -249,6 +249,19 @@ grep "event=client_timeout" "$T/server.log" | grep -qF "peer=$id0 " || fail "the
 grep "event=slow_reader" "$T/server.log" | grep -F "peer=$id0 " | grep -q "closing, and not taking" ||
     fail "the stopped client's flush was not cut short: $(grep slow_reader "$T/server.log")"
 
+# 7d. training ends while a ready peer reads nothing (under the default mark,
+#     so it is never closed as a slow reader): the server still exits, after
+#     its stop grace, instead of waiting for that peer forever
+start_server "${big[@]}" --rounds 1 --min-clients 2 --quorum 1 --round-timeout 3
+peer no-read c3 >"$T/noread2.out" 2>&1 &
+NP=$!
+PIDS+=($NP)
+start_client 0 1 --limit 300; A=$CPID
+wait_exit "$A" 120 || fail "client next to a peer that reads nothing: exit $?"
+wait_exit "$SPID" 30 || fail "server with a peer that reads nothing did not exit: $?"
+grep -q "event=stop_forced" "$T/server.log" || fail "no stop_forced logged"
+wait_exit "$NP" 30
+
 # 8. cohorts: 2 of 4 clients per round, the same ones for the same seed
 cohort_run() {
     start_server "${small[@]}" --rounds 3 --min-clients 4 --cohort 2 --quorum 2 --seed 9 \
