@@ -124,7 +124,8 @@ int main(int argc, char **argv)
     struct ctx c = { .d = 100000000, .nterms = 16 };
     size_t reps = 7, v;
 
-    for (int i = 1; i < argc; i++) {
+    /* options come in pairs: NAME VALUE */
+    for (int i = 1; i < argc; i += 2) {
         if (i + 1 < argc && !strcmp(argv[i], "--d") && !parse_size(argv[i + 1], 1024, (size_t)1 << 32, &v))
             c.d = v;
         else if (i + 1 < argc && !strcmp(argv[i], "--reps") && !parse_size(argv[i + 1], 5, 63, &v))
@@ -135,7 +136,6 @@ int main(int argc, char **argv)
             usage();
             return 2;
         }
-        i++;
     }
     if (sodium_init() < 0) {
         fprintf(stderr, "zbench: sodium_init failed\n");
