@@ -868,10 +868,25 @@ static int bad_opt(const char *name, const char *val, const char *what)
     return 2;
 }
 
-static int opt_error(const char *err)
+/* The next option with full-name checks: 1 with opts[*idx] to act on, 0
+ * when the options are over, -1 after --help (printed), -2 after a wrong
+ * option (said). */
+static int next_opt(int argc, char **argv, const struct option *opts, int *idx)
 {
-    fprintf(stderr, "seedfl-load: %s\ntry 'seedfl-load --help'\n", err);
-    return 2;
+    char err[512];
+    *idx = -1;
+    int c = getopt_long(argc, argv, "h", opts, idx);
+    if (c == -1)
+        return 0;
+    if (c == 'h') {
+        fputs(usage_text, stdout);
+        return -1;
+    }
+    if (sfl_getopt_check(c, argv, opts, *idx, err, sizeof err) < 0) {
+        fprintf(stderr, "seedfl-load: %s\ntry 'seedfl-load --help'\n", err);
+        return -2;
+    }
+    return 1;
 }
 
 /* Message 1 of every session, before the first connect: the timed phase
@@ -926,18 +941,9 @@ static int cmd_run(int argc, char **argv)
     ld->hb_auto = 1;
     ld->prepare = 1;
     ld->name = "load";
-    int idx, c;
+    int idx, st;
     opterr = 0;
-    for (;;) {
-        idx = -1;
-        if ((c = getopt_long(argc, argv, "h", opts, &idx)) == -1)
-            break;
-        if (c == 'h') {
-            fputs(usage_text, stdout);
-            return 0;
-        }
-        if (sfl_getopt_check(c, argv, opts, idx, err, sizeof err) < 0)
-            return opt_error(err);
+    while ((st = next_opt(argc, argv, opts, &idx)) == 1) {
         const char *name = opts[idx].name;
         if (!strcmp(name, "server")) {
             char host[256];
@@ -983,6 +989,8 @@ static int cmd_run(int argc, char **argv)
             ld->name = optarg;
         }
     }
+    if (st < 0)
+        return st == -1 ? 0 : 2;
     if (optind < argc) {
         fprintf(stderr, "seedfl-load: unexpected argument '%s'\n", argv[optind]);
         return 2;
@@ -1099,18 +1107,9 @@ static int cmd_keys(int argc, char **argv)
     uint64_t count = 0;
     const char *dir = NULL;
     char err[4200] = "";
-    int idx, c;
+    int idx, st;
     opterr = 0;
-    for (;;) {
-        idx = -1;
-        if ((c = getopt_long(argc, argv, "h", opts, &idx)) == -1)
-            break;
-        if (c == 'h') {
-            fputs(usage_text, stdout);
-            return 0;
-        }
-        if (sfl_getopt_check(c, argv, opts, idx, err, sizeof err) < 0)
-            return opt_error(err);
+    while ((st = next_opt(argc, argv, opts, &idx)) == 1) {
         if (!strcmp(opts[idx].name, "count")) {
             if (sfl_parse_u64(optarg, 1, SECRETS_MAX, &count) < 0)
                 return bad_opt("count", optarg, "a count in 1..1000000");
@@ -1118,6 +1117,8 @@ static int cmd_keys(int argc, char **argv)
             dir = optarg;
         }
     }
+    if (st < 0)
+        return st == -1 ? 0 : 2;
     if (optind < argc || !count || !dir) {
         fprintf(stderr, "usage: seedfl-load keys --count N --out DIR\n");
         return 2;
