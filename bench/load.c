@@ -873,18 +873,12 @@ static int bad_opt(const char *name, const char *val, const char *what)
  * option (said). */
 static int next_opt(int argc, char **argv, const struct option *opts, int *idx)
 {
-    char err[512];
-    *idx = -1;
-    int c = getopt_long(argc, argv, "h", opts, idx);
-    if (c == -1)
-        return 0;
+    int c = sfl_getopt_next(argc, argv, opts, idx, "seedfl-load");
+    if (c == -1 || c == -2)
+        return c == -1 ? 0 : -2;
     if (c == 'h') {
         fputs(usage_text, stdout);
         return -1;
-    }
-    if (sfl_getopt_check(c, argv, opts, *idx, err, sizeof err) < 0) {
-        fprintf(stderr, "seedfl-load: %s\ntry 'seedfl-load --help'\n", err);
-        return -2;
     }
     return 1;
 }

@@ -92,14 +92,9 @@ int main(int argc, char **argv)
     int idx, c;
     char err[512];
     opterr = 0;
-    for (;;) {
-        idx = -1;
-        if ((c = getopt_long(argc, argv, "h", opts, &idx)) == -1)
-            break;
-        if (sfl_getopt_check(c, argv, opts, idx, err, sizeof err) < 0) {
-            fprintf(stderr, "seedfl-client: %s\ntry 'seedfl-client --help'\n", err);
+    while ((c = sfl_getopt_next(argc, argv, opts, &idx, "seedfl-client")) != -1) {
+        if (c == -2)
             return EXIT_USAGE;
-        }
         if (c == 'h') {
             fputs(usage, stdout);
             return 0;

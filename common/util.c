@@ -269,3 +269,18 @@ double sfl_now(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
+
+int sfl_getopt_next(int argc, char *const argv[], const struct option *opts, int *idx,
+                    const char *prog)
+{
+    char err[512];
+    *idx = -1;
+    int c = getopt_long(argc, argv, "h", opts, idx);
+    if (c == -1)
+        return -1;
+    if (sfl_getopt_check(c, argv, opts, *idx, err, sizeof err) < 0) {
+        fprintf(stderr, "%s: %s\ntry '%s --help'\n", prog, err, prog);
+        return -2;
+    }
+    return c;
+}

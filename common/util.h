@@ -30,6 +30,12 @@ int sfl_getopt_check(int c, char *const argv[], const struct option *opts, int i
  * start with the len bytes of name or are within two edits of them, or ""
  * when none is; for a message about a mistyped option. lead goes before
  * each name: "--" on a command line, "" in a config file. */
+/* getopt_long with sfl_getopt_check: the next option's character (0 for a
+ * long option, opts[*idx] then), -1 when the options are over, or -2 when
+ * one is wrong, after saying so on stderr as "PROG: reason" with a hint to
+ * try --help. Set opterr = 0 (and optind, for a second pass) before. */
+int sfl_getopt_next(int argc, char *const argv[], const struct option *opts, int *idx,
+                    const char *prog);
 void sfl_opt_suggest(const struct option *opts, const char *name, size_t len, const char *lead,
                      char *out, size_t outlen);
 /* s for an error message: at most size - 4 bytes of it, then "..." when it

@@ -34,14 +34,9 @@ int main(int argc, char **argv)
     int idx, c;
 
     opterr = 0;
-    for (;;) {
-        idx = -1;
-        if ((c = getopt_long(argc, argv, "h", opts, &idx)) == -1)
-            break;
-        if (sfl_getopt_check(c, argv, opts, idx, err, sizeof err) < 0) {
-            fprintf(stderr, "seedfl-keygen: %s\ntry 'seedfl-keygen --help'\n", err);
+    while ((c = sfl_getopt_next(argc, argv, opts, &idx, "seedfl-keygen")) != -1) {
+        if (c == -2)
             return EXIT_USAGE;
-        }
         usage(stdout);
         return 0;
     }

@@ -476,14 +476,9 @@ static int parse_args(int argc, char **argv, sfl_server_config *cfg, const char 
     opterr = 0;
     optind = 0; /* glibc: start afresh, for the second pass */
     *config_path = NULL;
-    for (;;) {
-        idx = -1;
-        if ((c = getopt_long(argc, argv, "h", opts, &idx)) == -1)
-            break;
-        if (sfl_getopt_check(c, argv, opts, idx, err, sizeof err) < 0) {
-            fprintf(stderr, "seedfl-server: %s\ntry 'seedfl-server --help'\n", err);
+    while ((c = sfl_getopt_next(argc, argv, opts, &idx, "seedfl-server")) != -1) {
+        if (c == -2)
             return EXIT_USAGE;
-        }
         if (c == 'h') {
             fputs(usage, stdout);
             exit(0);
